@@ -1,0 +1,323 @@
+//! One client WebSocket connection: connect, receive, send and close, as async Rust.
+//!
+//! Nothing here knows about Lua. Callers bound each operation with their own timeout; every
+//! operation leaves the connection consistent when its future is dropped half-way, because
+//! tokio-tungstenite keeps partial frames buffered in the stream.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::address::Address;
+use crate::resolve::resolve;
+use crate::socket_error::{describe_io, TIMEOUT};
+use crate::tls::{client_config, TlsOptions};
+use crate::ws_error;
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Response headers: names lower-cased, repeated headers joined by ','.
+pub type Headers = Vec<(String, String)>;
+
+/// How long a close handshake may take when the caller set no timeout.
+pub const DEFAULT_CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// How long a failing connection may spend telling the peer why.
+const FAIL_NOTICE_WAIT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed,
+    Open,
+    Closing,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "CLOSED",
+            State::Open => "OPEN",
+            State::Closing => "CLOSING",
+        }
+    }
+}
+
+/// What the caller asked to connect to.
+pub struct ConnectRequest {
+    pub address: Address,
+    pub protocols: Vec<String>,
+    pub tls: TlsOptions,
+    pub config: WebSocketConfig,
+}
+
+/// A failed connect: a message, and the server's response headers when it sent any.
+#[derive(Debug)]
+pub struct ConnectError {
+    pub message: String,
+    pub headers: Option<Headers>,
+}
+
+impl From<String> for ConnectError {
+    fn from(message: String) -> Self {
+        ConnectError {
+            message,
+            headers: None,
+        }
+    }
+}
+
+/// An accepted handshake.
+pub struct Accepted {
+    pub protocol: Option<String>,
+    pub headers: Headers,
+}
+
+/// How a connection ended: lua-websockets' `was_clean, code, reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub clean: bool,
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Ending {
+    pub fn unclean(code: u16, reason: impl Into<String>) -> Self {
+        Ending {
+            clean: false,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn from_close_frame(frame: Option<CloseFrame>) -> Self {
+        match frame {
+            Some(frame) => Ending {
+                clean: true,
+                code: frame.code.into(),
+                reason: frame.reason.to_string(),
+            },
+            // A close frame without a status: RFC 6455 7.1.5 reports 1005.
+            None => Ending {
+                clean: true,
+                code: 1005,
+                reason: String::new(),
+            },
+        }
+    }
+}
+
+/// A message as received: the payload and whether it is text.
+pub struct Received {
+    pub payload: Vec<u8>,
+    pub is_text: bool,
+}
+
+pub struct Connection {
+    stream: Option<Stream>,
+    state: State,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection {
+            stream: None,
+            state: State::Closed,
+        }
+    }
+}
+
+impl Connection {
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Opens the TCP (and TLS) connection and performs the opening handshake.
+    pub async fn connect(&mut self, request: ConnectRequest) -> Result<Accepted, ConnectError> {
+        let address = &request.address;
+        let tcp = open_tcp(&address.host, address.port).await?;
+        // Small messages must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+
+        let mut http_request = address
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|err| ws_error::describe_handshake(&err))?;
+        if !request.protocols.is_empty() {
+            let offered = HeaderValue::from_str(&request.protocols.join(", "))
+                .map_err(|_| "invalid protocol name".to_string())?;
+            http_request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", offered);
+        }
+        let connector = if address.secure {
+            Connector::Rustls(client_config(&request.tls)?)
+        } else {
+            Connector::Plain
+        };
+        let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
+            http_request,
+            tcp,
+            Some(request.config),
+            Some(connector),
+        )
+        .await
+        .map_err(|err| ConnectError {
+            message: ws_error::describe_handshake(&err),
+            headers: match &err {
+                Error::Http(response) => Some(collect_headers(response.headers())),
+                _ => None,
+            },
+        })?;
+
+        let headers = collect_headers(response.headers());
+        let protocol = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        self.stream = Some(stream);
+        self.state = State::Open;
+        Ok(Accepted { protocol, headers })
+    }
+
+    /// The next whole TEXT or BINARY message. Pings are answered and skipped; a close by the
+    /// peer completes the close handshake and ends the connection.
+    pub async fn receive(&mut self) -> Result<Received, Ending> {
+        let stream = self.open_stream()?;
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Received {
+                        payload: Vec::from(text.as_bytes()),
+                        is_text: true,
+                    })
+                }
+                Some(Ok(Message::Binary(data))) => {
+                    return Ok(Received {
+                        payload: Vec::from(data),
+                        is_text: false,
+                    })
+                }
+                // tungstenite queues the pong itself and sends it with the next read or write.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(frame))) => {
+                    // Send the echoed close frame that tungstenite queued, then hang up.
+                    let _ = tokio::time::timeout(DEFAULT_CLOSE_WAIT, stream.flush()).await;
+                    return Err(self.finish(Ending::from_close_frame(frame)));
+                }
+                Some(Err(err)) => return Err(self.fail(err).await),
+                None => return Err(self.finish(Ending::unclean(1006, "closed"))),
+            }
+        }
+    }
+
+    /// Sends one message and waits until it is written to the socket.
+    pub async fn send(&mut self, message: Message) -> Result<(), Ending> {
+        let stream = self.open_stream()?;
+        match stream.send(message).await {
+            Ok(()) => Ok(()),
+            Err(err) => Err(self.fail(err).await),
+        }
+    }
+
+    /// Starts the close handshake, waits for the peer's close frame, and hangs up.
+    /// The whole is bounded by `wait`.
+    pub async fn close(&mut self, code: u16, reason: &str, wait: Duration) -> Ending {
+        let Some(stream) = self.stream.as_mut().filter(|_| self.state == State::Open) else {
+            return Ending::unclean(1006, "wrong state");
+        };
+        self.state = State::Closing;
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_string().into(),
+        };
+        let handshake = async {
+            stream
+                .close(Some(frame))
+                .await
+                .map_err(|err| Ending::unclean(1006, ws_error::describe(&err)))?;
+            loop {
+                match stream.next().await {
+                    Some(Ok(Message::Close(reply))) => return Ok(Ending::from_close_frame(reply)),
+                    // Messages still in flight from the peer are dropped.
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => return Err(Ending::unclean(1006, ws_error::describe(&err))),
+                    None => return Err(Ending::unclean(1006, "closed")),
+                }
+            }
+        };
+        let ending = match tokio::time::timeout(wait, handshake).await {
+            Ok(Ok(ending)) | Ok(Err(ending)) => ending,
+            Err(_) => Ending::unclean(1006, TIMEOUT),
+        };
+        self.finish(ending)
+    }
+
+    fn open_stream(&mut self) -> Result<&mut Stream, Ending> {
+        match self.stream.as_mut() {
+            Some(stream) if self.state == State::Open => Ok(stream),
+            _ => Err(Ending::unclean(1006, "wrong state")),
+        }
+    }
+
+    /// Fails the connection after an error: tells a misbehaving peer why (RFC 6455 7.1.7),
+    /// then hangs up.
+    async fn fail(&mut self, err: Error) -> Ending {
+        let ending = if ws_error::is_disconnect(&err) {
+            Ending::unclean(1006, ws_error::describe(&err))
+        } else {
+            let code = ws_error::close_code(&err);
+            if let Some(stream) = self.stream.as_mut() {
+                let notice = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "".into(),
+                };
+                let _ = tokio::time::timeout(FAIL_NOTICE_WAIT, stream.close(Some(notice))).await;
+            }
+            Ending::unclean(code, ws_error::describe(&err))
+        };
+        self.finish(ending)
+    }
+
+    /// Drops the socket and marks the connection CLOSED.
+    fn finish(&mut self, ending: Ending) -> Ending {
+        self.stream = None;
+        self.state = State::Closed;
+        ending
+    }
+}
+
+async fn open_tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    let mut last_error = None;
+    for address in resolve(host, port)? {
+        match TcpStream::connect(address).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(err) => last_error = Some(describe_io(&err)),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| crate::socket_error::UNKNOWN_HOST.to_string())
+        .into())
+}
+
+fn collect_headers(map: &tokio_tungstenite::tungstenite::http::HeaderMap) -> Headers {
+    let mut headers: Headers = Vec::new();
+    for (name, value) in map {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.iter_mut().find(|(known, _)| known == name.as_str()) {
+            Some((_, joined)) => {
+                joined.push(',');
+                joined.push_str(&value);
+            }
+            None => headers.push((name.as_str().to_string(), value)),
+        }
+    }
+    headers
+}

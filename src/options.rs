@@ -1,0 +1,220 @@
+//! Reading the Lua arguments of the client API into plain Rust values.
+//!
+//! Every wrong argument becomes a Lua error that names the function and the argument, in the
+//! words of Lua's own `bad argument` messages.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mlua::{Table, Value};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::tls::TlsOptions;
+
+/// A wrong argument from Lua, worded like luaL_argerror's message.
+#[derive(Debug)]
+pub struct ArgumentError(String);
+
+impl std::fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgumentError {}
+
+pub fn bad_argument(
+    position: usize,
+    function: &str,
+    problem: impl std::fmt::Display,
+) -> mlua::Error {
+    mlua::Error::external(ArgumentError(format!(
+        "bad argument #{position} to '{function}' ({problem})"
+    )))
+}
+
+/// Turns an argument error into the values `false, message`.
+///
+/// mlua raises errors as userdata, but Lua programs match error messages as strings, so the
+/// facade raises the message itself, at the caller's level, with `error(message, 2)`.
+pub fn argument_errors_as_values(
+    lua: &mlua::Lua,
+    result: mlua::Result<mlua::MultiValue>,
+) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLuaMulti;
+    match result {
+        Err(err) => match err.downcast_ref::<ArgumentError>() {
+            Some(ArgumentError(message)) => (false, message.as_str()).into_lua_multi(lua),
+            None => Err(err),
+        },
+        ok => ok,
+    }
+}
+
+/// The usual "X expected, got Y" of a wrong type.
+pub fn expected(what: &str, got: &Value) -> String {
+    format!("{what} expected, got {}", got.type_name())
+}
+
+/// The options table of `client.sync(opts)`.
+pub struct ClientOptions {
+    pub timeout: Option<Duration>,
+    pub config: WebSocketConfig,
+}
+
+impl ClientOptions {
+    pub fn from_lua(value: Value, function: &str) -> mlua::Result<Self> {
+        let table = match value {
+            Value::Nil => return Ok(Self::defaults()),
+            Value::Table(table) => table,
+            other => return Err(bad_argument(1, function, expected("table", &other))),
+        };
+        let mut options = Self::defaults();
+        options.timeout = seconds(table.get("timeout")?, function, "timeout")?;
+        let max_message = size(table.get("max_message_size")?, function, "max_message_size")?;
+        let max_frame = size(table.get("max_frame_size")?, function, "max_frame_size")?;
+        if let Some(limit) = max_message {
+            options.config = options.config.max_message_size(Some(limit));
+        }
+        if let Some(limit) = max_frame {
+            options.config = options.config.max_frame_size(Some(limit));
+        }
+        Ok(options)
+    }
+
+    fn defaults() -> Self {
+        ClientOptions {
+            timeout: None,
+            config: WebSocketConfig::default(),
+        }
+    }
+}
+
+/// A duration in seconds; nil or a negative number means "wait forever", as in luasocket.
+fn seconds(value: Value, function: &str, field: &str) -> mlua::Result<Option<Duration>> {
+    let seconds = match value {
+        Value::Nil => return Ok(None),
+        Value::Integer(n) => n as f64,
+        Value::Number(n) => n,
+        other => {
+            let problem = format!("{field}: {}", expected("number", &other));
+            return Err(bad_argument(1, function, problem));
+        }
+    };
+    if seconds.is_nan() || seconds < 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| bad_argument(1, function, format!("{field}: number out of range")))
+}
+
+/// A size in bytes: a positive whole number.
+fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>> {
+    let n = match value {
+        Value::Nil => return Ok(None),
+        Value::Integer(n) => n as f64,
+        Value::Number(n) => n,
+        other => {
+            let problem = format!("{field}: {}", expected("number", &other));
+            return Err(bad_argument(1, function, problem));
+        }
+    };
+    if !(n >= 1.0 && n.fract() == 0.0 && n <= usize::MAX as f64) {
+        return Err(bad_argument(
+            1,
+            function,
+            format!("{field}: positive whole number expected"),
+        ));
+    }
+    Ok(Some(n as usize))
+}
+
+/// `connect`'s protocol argument: nil, a string, or a list of strings.
+pub fn protocols(value: Value) -> mlua::Result<Vec<String>> {
+    let invalid = |problem: String| bad_argument(2, "connect", problem);
+    match value {
+        Value::Nil => Ok(Vec::new()),
+        Value::String(name) => Ok(vec![protocol_name(&name.to_str()?).map_err(invalid)?]),
+        Value::Table(list) => list
+            .sequence_values::<Value>()
+            .map(|item| match item? {
+                Value::String(name) => protocol_name(&name.to_str()?).map_err(invalid),
+                other => Err(invalid(format!(
+                    "protocol list: {}",
+                    expected("string", &other)
+                ))),
+            })
+            .collect(),
+        other => Err(invalid(expected("string or table", &other))),
+    }
+}
+
+/// A protocol name must be an HTTP token (RFC 6455 4.1), or the header would be malformed.
+fn protocol_name(name: &str) -> Result<String, String> {
+    let is_token_char = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
+    if name.is_empty() || !name.chars().all(is_token_char) {
+        return Err(format!("invalid protocol name '{name}'"));
+    }
+    Ok(name.to_string())
+}
+
+/// `connect`'s third argument, in luasec's shape. Keys that don't apply to a TLS client
+/// (`mode`, `options`, `ciphers`, …) are accepted and ignored.
+pub fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
+    let table = match value {
+        Value::Nil => return Ok(TlsOptions::platform_default()),
+        Value::Table(table) => table,
+        other => return Err(bad_argument(3, "connect", expected("table", &other))),
+    };
+    Ok(TlsOptions {
+        verify_peer: verifies_peer(table.get("verify")?)?,
+        cafile: path(&table, "cafile")?,
+        certificate: path(&table, "certificate")?,
+        key: path(&table, "key")?,
+        protocol: match table.get::<Value>("protocol")? {
+            Value::String(name) => Some(name.to_str()?.to_string()),
+            _ => None,
+        },
+    })
+}
+
+/// luasec's `verify` is a string or a list of flags; only `'none'` turns checking off.
+fn verifies_peer(value: Value) -> mlua::Result<bool> {
+    let is_none =
+        |value: &Value| matches!(value, Value::String(s) if s.as_bytes().as_ref() == b"none");
+    Ok(match &value {
+        Value::Nil => true,
+        Value::Table(flags) => {
+            let flags: Vec<Value> = flags.sequence_values().collect::<mlua::Result<_>>()?;
+            !(flags.len() == 1 && is_none(&flags[0]))
+        }
+        single => !is_none(single),
+    })
+}
+
+fn path(table: &Table, key: &str) -> mlua::Result<Option<PathBuf>> {
+    match table.get::<Value>(key)? {
+        Value::String(text) => Ok(Some(PathBuf::from(text.to_str()?.to_string()))),
+        Value::Nil => Ok(None),
+        other => Err(bad_argument(
+            3,
+            "connect",
+            format!("{key}: {}", expected("string", &other)),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_names_must_be_tokens() {
+        assert_eq!(protocol_name("echo").unwrap(), "echo");
+        assert!(protocol_name("").is_err());
+        assert!(protocol_name("a b").is_err());
+        assert!(protocol_name("a,b").is_err());
+        assert!(protocol_name("x\r\nEvil: 1").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! testpeer: a tokio-tungstenite WebSocket server for the specs.
+//!
+//! The request path picks what the server does once the handshake is done:
+//!
+//! | path | behaviour |
+//! |---|---|
+//! | `/echo` (any other path too) | echoes TEXT and BINARY messages |
+//! | `/report` | first sends `sec-websocket-protocol: <value or <none>>`, then echoes |
+//! | `/headers` | adds `X-Repeated: one`, `X-Repeated: two` and `X-Custom: Value` to the response |
+//! | `/close/<code>/<reason>` | closes at once with that code and reason |
+//! | `/ping/<payload>` | pings; when the pong arrives sends `pong:<payload>`; then echoes |
+//! | `/fragments/<n>` | sends one TEXT message in n fragments with a ping between them |
+//! | `/later/<ms>` | sends `late` after ms milliseconds, then echoes |
+//! | `/status/<code>` | refuses the handshake with that HTTP status |
+//! | `/drop` | drops the TCP connection without a close frame |
+//!
+//! Offered subprotocols: the first of `echo`, `chat`, `superchat` that the client offers is
+//! selected. Ports are written to the file given as the first argument (`name=port` lines):
+//! `plain` (127.0.0.1), `ipv6` ([::1], when the host has it), `silent` (accepts TCP and never
+//! answers) and, when a certificate and key are given as further arguments, `tls`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+const SUPPORTED_PROTOCOLS: [&str; 3] = ["echo", "chat", "superchat"];
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Failure> {
+    let args: Vec<String> = std::env::args().collect();
+    let port_file = args.get(1).ok_or("usage: testpeer PORT_FILE [CERT KEY]")?;
+    let mut ports = String::new();
+
+    let plain = TcpListener::bind("127.0.0.1:0").await?;
+    ports += &format!("plain={}\n", plain.local_addr()?.port());
+    tokio::spawn(serve(plain, None));
+
+    if let Ok(ipv6) = TcpListener::bind("[::1]:0").await {
+        ports += &format!("ipv6={}\n", ipv6.local_addr()?.port());
+        tokio::spawn(serve(ipv6, None));
+    }
+
+    // Accepts connections into its backlog and never reads them: a handshake that hangs.
+    let silent = TcpListener::bind("127.0.0.1:0").await?;
+    ports += &format!("silent={}\n", silent.local_addr()?.port());
+
+    if let (Some(cert), Some(key)) = (args.get(2), args.get(3)) {
+        let tls = TcpListener::bind("127.0.0.1:0").await?;
+        ports += &format!("tls={}\n", tls.local_addr()?.port());
+        tokio::spawn(serve(tls, Some(tls_acceptor(cert, key)?)));
+    }
+
+    tokio::fs::write(port_file, ports).await?;
+    let _keep_silent_open = silent;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Failure> {
+    let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let outcome = match tls {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => handle(stream).await,
+                    Err(err) => Err(err.into()),
+                },
+                None => handle(tcp).await,
+            };
+            if let Err(err) = outcome {
+                eprintln!("testpeer: connection ended with: {err}");
+            }
+        });
+    }
+}
+
+/// What the handshake saw, for the behaviour that follows it.
+struct Seen {
+    path: String,
+    offered_protocol: Option<String>,
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<(), Failure> {
+    let mut seen = Seen {
+        path: String::new(),
+        offered_protocol: None,
+    };
+    let callback = |request: &Request, mut response: Response| {
+        seen.path = request.uri().path().to_string();
+        seen.offered_protocol = request
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        if let Some(code) = seen.path.strip_prefix("/status/") {
+            let status = code
+                .parse()
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR.as_u16());
+            let mut refusal = ErrorResponse::new(Some("refused by testpeer".to_string()));
+            *refusal.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(refusal);
+        }
+        if let Some(chosen) = choose_protocol(seen.offered_protocol.as_deref()) {
+            response
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(chosen));
+        }
+        if seen.path == "/headers" {
+            let headers = response.headers_mut();
+            headers.append("X-Repeated", HeaderValue::from_static("one"));
+            headers.append("X-Repeated", HeaderValue::from_static("two"));
+            headers.insert("X-Custom", HeaderValue::from_static("Value"));
+        }
+        Ok(response)
+    };
+    // No limits: the specs send messages up to 16 MiB in one frame.
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let mut ws =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
+    behave(&mut ws, &seen).await
+}
+
+fn choose_protocol(offered: Option<&str>) -> Option<&'static str> {
+    let offered = offered?;
+    offered.split(',').map(str::trim).find_map(|name| {
+        SUPPORTED_PROTOCOLS
+            .iter()
+            .copied()
+            .find(|known| *known == name)
+    })
+}
+
+async fn behave<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    seen: &Seen,
+) -> Result<(), Failure> {
+    let mut parts = seen.path.trim_start_matches('/').splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("report"), _, _) => {
+            let offered = seen.offered_protocol.as_deref().unwrap_or("<none>");
+            ws.send(Message::text(format!("sec-websocket-protocol: {offered}")))
+                .await?;
+        }
+        (Some("close"), Some(code), reason) => {
+            let frame = CloseFrame {
+                code: CloseCode::from(code.parse::<u16>()?),
+                reason: reason.unwrap_or("").to_string().into(),
+            };
+            ws.close(Some(frame)).await?;
+        }
+        (Some("ping"), Some(payload), _) => {
+            ws.send(Message::Ping(payload.as_bytes().to_vec().into()))
+                .await?;
+            while let Some(message) = ws.next().await {
+                if let Message::Pong(echoed) = message? {
+                    let text = format!("pong:{}", String::from_utf8_lossy(&echoed));
+                    ws.send(Message::text(text)).await?;
+                    break;
+                }
+            }
+        }
+        (Some("fragments"), Some(count), _) => {
+            let count: usize = count.parse()?;
+            for index in 0..count {
+                let opcode = if index == 0 {
+                    Data::Text
+                } else {
+                    Data::Continue
+                };
+                let piece = format!("fragment-{index};");
+                let frame =
+                    Frame::message(piece.into_bytes(), OpCode::Data(opcode), index + 1 == count);
+                ws.send(Message::Frame(frame)).await?;
+                ws.send(Message::Ping(b"between".to_vec().into())).await?;
+            }
+        }
+        (Some("later"), Some(ms), _) => {
+            tokio::time::sleep(Duration::from_millis(ms.parse()?)).await;
+            ws.send(Message::text("late")).await?;
+        }
+        (Some("drop"), _, _) => return Ok(()),
+        _ => {}
+    }
+    echo(ws).await
+}
+
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Result<(), Failure> {
+    while let Some(message) = ws.next().await {
+        match message? {
+            message @ (Message::Text(_) | Message::Binary(_)) => ws.send(message).await?,
+            // Close replies are sent by tungstenite; pings are answered by it too.
+            _ => {}
+        }
+    }
+    Ok(())
+}
