@@ -53,7 +53,12 @@ pub fn argument_errors_as_values(
 
 /// The usual "X expected, got Y" of a wrong type.
 pub fn expected(what: &str, got: &Value) -> String {
-    format!("{what} expected, got {}", got.type_name())
+    // Lua's own messages call integers numbers too.
+    let got = match got {
+        Value::Integer(_) => "number",
+        other => other.type_name(),
+    };
+    format!("{what} expected, got {got}")
 }
 
 /// The options table of `client.sync(opts)`.

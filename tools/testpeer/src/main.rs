@@ -64,7 +64,10 @@ async fn main() -> Result<(), Failure> {
         tokio::spawn(serve(tls, Some(tls_acceptor(cert, key)?)));
     }
 
-    tokio::fs::write(port_file, ports).await?;
+    // Written whole and then renamed, so that a reader never sees half of it.
+    let partial = format!("{port_file}.partial");
+    tokio::fs::write(&partial, ports).await?;
+    tokio::fs::rename(&partial, port_file).await?;
     let _keep_silent_open = silent;
     std::future::pending::<()>().await;
     Ok(())
@@ -109,6 +112,8 @@ struct Seen {
     offered_protocol: Option<String>,
 }
 
+// The callback's error type is tungstenite's ErrorResponse, large or not.
+#[allow(clippy::result_large_err)]
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<(), Failure> {
     let mut seen = Seen {
         path: String::new(),
@@ -220,10 +225,9 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
 ) -> Result<(), Failure> {
     while let Some(message) = ws.next().await {
-        match message? {
-            message @ (Message::Text(_) | Message::Binary(_)) => ws.send(message).await?,
-            // Close replies are sent by tungstenite; pings are answered by it too.
-            _ => {}
+        // Close replies and pongs are sent by tungstenite itself.
+        if let message @ (Message::Text(_) | Message::Binary(_)) = message? {
+            ws.send(message).await?;
         }
     }
     Ok(())

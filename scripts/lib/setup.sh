@@ -1,0 +1,86 @@
+# Shared by scripts/test.sh and scripts/demo.sh: install what is missing, build, install.
+# Source it from the repository root.
+
+# Debian packages the project needs: the Lua interpreters and their headers, LuaRocks,
+# busted, luasocket/luasec/copas for the specs, openssl for test certificates, Python's venv.
+SYSTEM_PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev
+  liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-sec
+  lua-copas openssl ca-certificates pkg-config python3 python3-venv"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# Installs the Debian packages that are missing (as root), or says the exact command.
+ensure_system_packages() {
+  local missing=()
+  local package
+  for package in $SYSTEM_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' \
+      || missing+=("$package")
+  done
+  # A Python that is not Debian's (pyenv, a venv) may bring its own venv module.
+  if python3 -m venv --help >/dev/null 2>&1; then
+    missing=("${missing[@]/python3-venv/}")
+    missing=("${missing[@]/python3/}")
+  fi
+  missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages; install them with:"
+    echo "sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Cargo must be new enough for the crates (Rust 1.88); Debian's own is older.
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: install Rust 1.88 or newer with rustup, then run this again"
+    exit 1
+  fi
+}
+
+# The luarocks arguments that target one interpreter (lua5.1 … lua5.4, luajit).
+luarocks_target() {
+  case $1 in
+    luajit) echo "--lua-version=5.1 --tree=build/rocks/luajit" ;;
+    lua5.*) echo "--lua-version=${1#lua} --tree=build/rocks/$1" ;;
+    *) log "unknown Lua '$1'"; exit 1 ;;
+  esac
+}
+
+# Installs the rock from this checkout into build/rocks/<lua>, with `luarocks make`.
+install_rock() {
+  local lua=$1
+  local extra=()
+  [ "$lua" = luajit ] && extra=(LUA="$(command -v luajit)")
+  log "luarocks make for $lua"
+  # shellcheck disable=SC2046
+  luarocks $(luarocks_target "$lua") make rockspec/lua-websockets-rs-scm-1.rockspec \
+    "${extra[@]}" >build/luarocks-"$lua".log 2>&1 || {
+    cat build/luarocks-"$lua".log >&2
+    return 1
+  }
+}
+
+# LUA_PATH / LUA_CPATH that find the rock installed for <lua>, then the system's modules.
+use_rock() {
+  local lua=$1
+  local abi=${lua#lua}
+  [ "$lua" = luajit ] && abi=5.1
+  local tree=build/rocks/$lua
+  local path="$PWD/$tree/share/lua/$abi/?.lua;$PWD/$tree/share/lua/$abi/?/init.lua"
+  export LUA_PATH="./?.lua;$path;;"
+  export LUA_CPATH="$PWD/$tree/lib/lua/$abi/?.so;;"
+  # Lua 5.2+ read LUA_PATH_5_x first; Debian's copas (1.x) for 5.3 and 5.4 lives in 5.2's tree.
+  local versioned=${abi/./_}
+  if [ "$abi" != 5.1 ]; then
+    export "LUA_PATH_$versioned=$LUA_PATH;/usr/share/lua/5.2/?.lua"
+    export "LUA_CPATH_$versioned=$LUA_CPATH"
+  fi
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust unit tests, then the busted specs on each Lua version against
+# real peers that this script starts on 127.0.0.1 (tools/testpeer on tokio-tungstenite,
+# spec/peers/python_peer.py on Python's websockets). Installs what is missing on the way.
+# The last line is "N passed, N failed".
+#
+#   LUAS="lua5.1 lua5.4 luajit" scripts/test.sh    # a subset of interpreters
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+
+LUAS=${LUAS:-"lua5.1 lua5.2 lua5.3 lua5.4 luajit"}
+passed=0
+failed=0
+mkdir -p build/run
+
+ensure_system_packages
+ensure_rust
+
+log "Rust unit tests"
+cargo test --locked --lib --no-default-features --features lua54 2>&1 | tee build/cargo-test.log
+rust_summary=$(grep -E '^test result:' build/cargo-test.log | head -1)
+passed=$((passed + $(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$rust_summary")))
+failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$rust_summary")))
+
+log "building the test peer"
+cargo build --locked --release -p testpeer
+
+for lua in $LUAS; do
+  install_rock "$lua"
+done
+
+if [ ! -x build/venv/bin/python ] || ! build/venv/bin/python -c 'import websockets' 2>/dev/null; then
+  log "Python websockets into build/venv"
+  python3 -m venv build/venv
+  build/venv/bin/pip install --quiet --disable-pip-version-check websockets
+fi
+
+log "a self-signed certificate for the TLS peer"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+  -addext 'basicConstraints=critical,CA:FALSE' \
+  -keyout build/run/key.pem -out build/run/cert.pem 2>/dev/null
+
+peer_pids=()
+stop_peers() { kill "${peer_pids[@]}" 2>/dev/null || true; }
+trap stop_peers EXIT
+rm -f build/run/*.ports
+target/release/testpeer build/run/rust.ports build/run/cert.pem build/run/key.pem &
+peer_pids+=($!)
+build/venv/bin/python spec/peers/python_peer.py build/run/python.ports &
+peer_pids+=($!)
+for file in build/run/rust.ports build/run/python.ports; do
+  for _ in $(seq 100); do [ -s "$file" ] && break; sleep 0.1; done
+  [ -s "$file" ] || { log "a test peer did not start ($file)"; exit 1; }
+done
+port() { sed -n "s/^$2=//p" "build/run/$1.ports"; }
+export WS_TEST_RUST_PORT=$(port rust plain)
+export WS_TEST_RUST_IPV6_PORT=$(port rust ipv6)
+export WS_TEST_SILENT_PORT=$(port rust silent)
+export WS_TEST_RUST_TLS_PORT=$(port rust tls)
+export WS_TEST_PYTHON_PORT=$(port python python)
+export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
+
+for lua in $LUAS; do
+  log "busted specs on $lua"
+  use_rock "$lua"
+  set +e
+  busted --lua="$(command -v "$lua")" --output=plainTerminal spec 2>&1 | tee "build/busted-$lua.log"
+  set -e
+  summary=$(grep -E '^[0-9]+ successes / [0-9]+ failures / [0-9]+ errors' "build/busted-$lua.log" | tail -1)
+  if [ -z "$summary" ]; then
+    log "busted on $lua printed no summary"
+    failed=$((failed + 1))
+    continue
+  fi
+  read -r ok _ _ bad _ _ errors _ <<<"$summary"
+  [ "$ok" -gt 0 ] || { log "busted on $lua ran no test"; failed=$((failed + 1)); }
+  passed=$((passed + ok))
+  failed=$((failed + bad + errors))
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
