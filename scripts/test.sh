@@ -58,6 +58,7 @@ port() { sed -n "s/^$2=//p" "build/run/$1.ports"; }
 export WS_TEST_RUST_PORT=$(port rust plain)
 export WS_TEST_RUST_IPV6_PORT=$(port rust ipv6)
 export WS_TEST_SILENT_PORT=$(port rust silent)
+export WS_TEST_HANGUP_PORT=$(port rust hangup)
 export WS_TEST_RUST_TLS_PORT=$(port rust tls)
 export WS_TEST_PYTHON_PORT=$(port python python)
 export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
@@ -65,6 +66,7 @@ export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
 for lua in $LUAS; do
   log "busted specs on $lua"
   use_rock "$lua"
+  export WS_TEST_LUA=$(command -v "$lua")
   set +e
   busted --lua="$(command -v "$lua")" --output=plainTerminal spec 2>&1 | tee "build/busted-$lua.log"
   set -e

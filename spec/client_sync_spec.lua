@@ -88,6 +88,13 @@ describe('sync client connect', function()
     assert.are.equal('CLOSED', client.state)
   end)
 
+  it('says closed when the server hangs up during the handshake', function()
+    local client = websocket.client.sync({ timeout = 5 })
+    local ok, err = client:connect(peers.hangup())
+    assert.is_nil(ok)
+    assert.are.equal('closed', err)
+  end)
+
   it('fails when the server selects none of the offered protocols', function()
     local client = websocket.client.sync({ timeout = 5 })
     local ok, err = client:connect(peers.rust('/echo'), 'not-supported-by-the-peer')
@@ -218,6 +225,29 @@ describe('sync client send', function()
     assert.has_error(function() client:send('x', 77) end)
     assert.has_error(function() client:send(('x'):rep(126), websocket.PING) end)
     client:close()
+  end)
+end)
+
+describe('sync client against a peer that stops reading', function()
+  it('times out a send that cannot be written and stays OPEN', function()
+    local client = connected_client(peers.rust('/stall'), { timeout = 0.2 })
+    local chunk = ('x'):rep(1024 * 1024)
+    local ok, was_clean, code, reason
+    for _ = 1, 512 do
+      ok, was_clean, code, reason = client:send(chunk, websocket.BINARY)
+      if not ok then
+        break
+      end
+    end
+    assert.is_nil(ok)
+    assert.are.same({ false, 1006, 'timeout' }, { was_clean, code, reason })
+    assert.are.equal('OPEN', client.state)
+  end)
+
+  it('bounds close by the timeout when the peer never answers', function()
+    local client = connected_client(peers.rust('/stall'), { timeout = 0.2 })
+    assert.are.same({ false, 1006, 'timeout' }, { client:close() })
+    assert.are.equal('CLOSED', client.state)
   end)
 end)
 

@@ -9,6 +9,10 @@ SYSTEM_PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-de
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# luarocks runs the build with CC set to its own C compiler; the crates that build C (ring)
+# rebuild whenever CC changes, so every cargo call here uses the same one.
+export CC="${CC:-$(luarocks config variables.CC 2>/dev/null || echo cc)}"
+
 # Installs the Debian packages that are missing (as root), or says the exact command.
 ensure_system_packages() {
   local missing=()

@@ -4,24 +4,24 @@
 local getenv = os.getenv
 local error = error
 
-local function port_of(name)
-  local port = getenv(name)
-  if not port or port == '' then
+local function required_env(name)
+  local value = getenv(name)
+  if not value or value == '' then
     error(name .. ' is not set: run the specs with scripts/test.sh, which starts the peers', 2)
   end
-  return port
+  return value
 end
 
 local peers = {}
 
 --- `ws://127.0.0.1:<port><path>` on the tokio-tungstenite peer.
 function peers.rust(path)
-  return 'ws://127.0.0.1:' .. port_of('WS_TEST_RUST_PORT') .. (path or '/echo')
+  return 'ws://127.0.0.1:' .. required_env('WS_TEST_RUST_PORT') .. (path or '/echo')
 end
 
 --- The same peer over TLS, reached as `host` (default 'localhost').
 function peers.rust_tls(path, host)
-  return 'wss://' .. (host or 'localhost') .. ':' .. port_of('WS_TEST_RUST_TLS_PORT') .. (path or '/echo')
+  return 'wss://' .. (host or 'localhost') .. ':' .. required_env('WS_TEST_RUST_TLS_PORT') .. (path or '/echo')
 end
 
 --- The tokio-tungstenite peer on [::1], or nil when the host has no IPv6 loopback.
@@ -35,17 +35,27 @@ end
 
 --- A port that accepts TCP connections and never answers.
 function peers.silent()
-  return 'ws://127.0.0.1:' .. port_of('WS_TEST_SILENT_PORT') .. '/'
+  return 'ws://127.0.0.1:' .. required_env('WS_TEST_SILENT_PORT') .. '/'
+end
+
+--- A port that accepts TCP connections and closes them at once.
+function peers.hangup()
+  return 'ws://127.0.0.1:' .. required_env('WS_TEST_HANGUP_PORT') .. '/'
+end
+
+--- The interpreter running the specs, for specs that start another Lua process.
+function peers.lua_interpreter()
+  return required_env('WS_TEST_LUA')
 end
 
 --- The Python `websockets` peer.
 function peers.python(path)
-  return 'ws://127.0.0.1:' .. port_of('WS_TEST_PYTHON_PORT') .. (path or '/echo')
+  return 'ws://127.0.0.1:' .. required_env('WS_TEST_PYTHON_PORT') .. (path or '/echo')
 end
 
 --- The self-signed certificate the TLS peer uses, as a CA file.
 function peers.ca_file()
-  return port_of('WS_TEST_CA_FILE')
+  return required_env('WS_TEST_CA_FILE')
 end
 
 return peers

@@ -13,11 +13,13 @@
 //! | `/later/<ms>` | sends `late` after ms milliseconds, then echoes |
 //! | `/status/<code>` | refuses the handshake with that HTTP status |
 //! | `/drop` | drops the TCP connection without a close frame |
+//! | `/stall` | never reads again, so the client's writes back up |
 //!
 //! Offered subprotocols: the first of `echo`, `chat`, `superchat` that the client offers is
 //! selected. Ports are written to the file given as the first argument (`name=port` lines):
 //! `plain` (127.0.0.1), `ipv6` ([::1], when the host has it), `silent` (accepts TCP and never
-//! answers) and, when a certificate and key are given as further arguments, `tls`.
+//! answers), `hangup` (accepts TCP and closes it at once) and, when a certificate and key are
+//! given as further arguments, `tls`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +59,14 @@ async fn main() -> Result<(), Failure> {
     // Accepts connections into its backlog and never reads them: a handshake that hangs.
     let silent = TcpListener::bind("127.0.0.1:0").await?;
     ports += &format!("silent={}\n", silent.local_addr()?.port());
+
+    let hangup = TcpListener::bind("127.0.0.1:0").await?;
+    ports += &format!("hangup={}\n", hangup.local_addr()?.port());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = hangup.accept().await {
+            drop(tcp);
+        }
+    });
 
     if let (Some(cert), Some(key)) = (args.get(2), args.get(3)) {
         let tls = TcpListener::bind("127.0.0.1:0").await?;
@@ -216,6 +226,7 @@ async fn behave<S: AsyncRead + AsyncWrite + Unpin>(
             ws.send(Message::text("late")).await?;
         }
         (Some("drop"), _, _) => return Ok(()),
+        (Some("stall"), _, _) => std::future::pending::<()>().await,
         _ => {}
     }
     echo(ws).await
