@@ -9,10 +9,6 @@ SYSTEM_PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-de
 
 log() { printf '== %s\n' "$*" >&2; }
 
-# luarocks runs the build with CC set to its own C compiler; the crates that build C (ring)
-# rebuild whenever CC changes, so every cargo call here uses the same one.
-export CC="${CC:-$(luarocks config variables.CC 2>/dev/null || echo cc)}"
-
 # Installs the Debian packages that are missing (as root), or says the exact command.
 ensure_system_packages() {
   local missing=()
@@ -47,6 +43,9 @@ ensure_rust() {
     log "cargo not found: install Rust 1.88 or newer with rustup, then run this again"
     exit 1
   fi
+  # luarocks runs the build with CC set to its own C compiler; crates that build C (ring)
+  # rebuild whenever CC changes, so every cargo call here uses the same one.
+  export CC="${CC:-$(luarocks config variables.CC 2>/dev/null || echo cc)}"
 }
 
 # The luarocks arguments that target one interpreter (lua5.1 … lua5.4, luajit).
