@@ -4,6 +4,8 @@
 //! operation leaves the connection consistent when its future is dropped half-way, because
 //! tokio-tungstenite keeps partial frames buffered in the stream.
 
+use std::future::poll_fn;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::address::Address;
@@ -21,15 +23,14 @@ use crate::socket_error::{describe_io, TIMEOUT};
 use crate::tls::{client_config, TlsOptions};
 use crate::ws_error;
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A WebSocket over TCP, with or without TLS; server connections are always `Plain`.
+pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Response headers: names lower-cased, repeated headers joined by ','.
 pub type Headers = Vec<(String, String)>;
 
 /// How long a close handshake may take when the caller set no timeout.
 pub const DEFAULT_CLOSE_WAIT: Duration = Duration::from_secs(3);
-/// How long a failing connection may spend telling the peer why.
-const FAIL_NOTICE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -72,7 +73,13 @@ impl From<String> for ConnectError {
     }
 }
 
-/// An accepted handshake.
+/// An accepted client handshake: the stream and what the server answered.
+pub struct Opened {
+    pub stream: Stream,
+    pub accepted: Accepted,
+}
+
+/// What the server answered to an accepted handshake.
 pub struct Accepted {
     pub protocol: Option<String>,
     pub headers: Headers,
@@ -114,13 +121,15 @@ impl Ending {
 
 /// A message as received: the payload and whether it is text.
 pub struct Received {
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     pub is_text: bool,
 }
 
 pub struct Connection {
     stream: Option<Stream>,
     state: State,
+    /// A close frame waiting for room in the write buffer (the close handshake's first step).
+    close_to_send: Option<Message>,
 }
 
 impl Default for Connection {
@@ -128,136 +137,153 @@ impl Default for Connection {
         Connection {
             stream: None,
             state: State::Closed,
+            close_to_send: None,
         }
     }
 }
 
 impl Connection {
+    /// An OPEN connection over a stream whose handshake is done.
+    pub fn open(stream: Stream) -> Self {
+        Connection {
+            stream: Some(stream),
+            state: State::Open,
+            close_to_send: None,
+        }
+    }
+
     pub fn state(&self) -> State {
         self.state
     }
 
     /// Opens the TCP (and TLS) connection and performs the opening handshake.
     pub async fn connect(&mut self, request: ConnectRequest) -> Result<Accepted, ConnectError> {
-        let address = &request.address;
-        let tcp = open_tcp(&address.host, address.port).await?;
-        // Small messages must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
+        let opened = open(request).await?;
+        *self = Connection::open(opened.stream);
+        Ok(opened.accepted)
+    }
 
-        let mut http_request = address
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|err| ws_error::describe_handshake(&err))?;
-        if !request.protocols.is_empty() {
-            let offered = HeaderValue::from_str(&request.protocols.join(", "))
-                .map_err(|_| "invalid protocol name".to_string())?;
-            http_request
-                .headers_mut()
-                .insert("Sec-WebSocket-Protocol", offered);
+    pub async fn receive(&mut self) -> Result<Received, Ending> {
+        poll_fn(|cx| self.poll_receive(cx)).await
+    }
+
+    pub async fn send(&mut self, message: Message) -> Result<(), Ending> {
+        let mut unsent = Some(message);
+        poll_fn(|cx| self.poll_send(cx, &mut unsent)).await
+    }
+
+    /// The close handshake, bounded by `wait`.
+    pub async fn close(&mut self, code: u16, reason: &str, wait: Duration) -> Ending {
+        let handshake = poll_fn(|cx| self.poll_close(cx, code, reason));
+        match tokio::time::timeout(wait, handshake).await {
+            Ok(ending) => ending,
+            Err(_) => self.finish(Ending::unclean(1006, TIMEOUT)),
         }
-        let connector = if address.secure {
-            Connector::Rustls(client_config(&request.tls)?)
-        } else {
-            Connector::Plain
-        };
-        let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
-            http_request,
-            tcp,
-            Some(request.config),
-            Some(connector),
-        )
-        .await
-        .map_err(|err| ConnectError {
-            message: ws_error::describe_handshake(&err),
-            headers: match &err {
-                Error::Http(response) => Some(collect_headers(response.headers())),
-                _ => None,
-            },
-        })?;
-
-        let headers = collect_headers(response.headers());
-        let protocol = response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        self.stream = Some(stream);
-        self.state = State::Open;
-        Ok(Accepted { protocol, headers })
     }
 
     /// The next whole TEXT or BINARY message. Pings are answered and skipped; a close by the
     /// peer completes the close handshake and ends the connection.
-    pub async fn receive(&mut self) -> Result<Received, Ending> {
-        let stream = self.open_stream()?;
+    pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Received, Ending>> {
+        let stream = match self.open_stream() {
+            Ok(stream) => stream,
+            Err(ending) => return Poll::Ready(Err(ending)),
+        };
         loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return Ok(Received {
-                        payload: Vec::from(text.as_bytes()),
-                        is_text: true,
-                    })
-                }
-                Some(Ok(Message::Binary(data))) => {
-                    return Ok(Received {
-                        payload: Vec::from(data),
-                        is_text: false,
-                    })
-                }
+            let received = match ready!(stream.poll_next_unpin(cx)) {
+                Some(Ok(Message::Text(text))) => Ok(Received {
+                    payload: text.into(),
+                    is_text: true,
+                }),
+                Some(Ok(Message::Binary(data))) => Ok(Received {
+                    payload: data,
+                    is_text: false,
+                }),
                 // tungstenite queues the pong itself and sends it with the next read or write.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(frame))) => {
-                    // Send the echoed close frame that tungstenite queued, then hang up.
-                    let _ = tokio::time::timeout(DEFAULT_CLOSE_WAIT, stream.flush()).await;
-                    return Err(self.finish(Ending::from_close_frame(frame)));
+                    // Send the close frame that tungstenite queued as the reply, then hang up.
+                    let _ = stream.poll_flush_unpin(cx);
+                    Err(self.finish(Ending::from_close_frame(frame)))
                 }
-                Some(Err(err)) => return Err(self.fail(err).await),
-                None => return Err(self.finish(Ending::unclean(1006, "closed"))),
-            }
+                Some(Err(err)) => Err(self.fail(cx, err)),
+                None => Err(self.finish(Ending::unclean(1006, "closed"))),
+            };
+            return Poll::Ready(received);
         }
     }
 
-    /// Sends one message and waits until it is written to the socket.
-    pub async fn send(&mut self, message: Message) -> Result<(), Ending> {
-        let stream = self.open_stream()?;
-        match stream.send(message).await {
-            Ok(()) => Ok(()),
-            Err(err) => Err(self.fail(err).await),
+    /// Sends `unsent` (taken once it is buffered) and flushes it to the socket.
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        unsent: &mut Option<Message>,
+    ) -> Poll<Result<(), Ending>> {
+        let stream = match self.open_stream() {
+            Ok(stream) => stream,
+            Err(ending) => return Poll::Ready(Err(ending)),
+        };
+        if let Some(message) = unsent.take() {
+            match stream.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    *unsent = Some(message);
+                    return Poll::Pending;
+                }
+                Poll::Ready(ready) => {
+                    if let Err(err) = ready.and_then(|()| stream.start_send_unpin(message)) {
+                        return Poll::Ready(Err(self.fail(cx, err)));
+                    }
+                }
+            }
+        }
+        match ready!(stream.poll_flush_unpin(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(err) => Poll::Ready(Err(self.fail(cx, err))),
         }
     }
 
-    /// Starts the close handshake, waits for the peer's close frame, and hangs up.
-    /// The whole is bounded by `wait`.
-    pub async fn close(&mut self, code: u16, reason: &str, wait: Duration) -> Ending {
-        let Some(stream) = self.stream.as_mut().filter(|_| self.state == State::Open) else {
-            return Ending::unclean(1006, "wrong state");
+    /// Starts the close handshake (once), waits for the peer's close frame, and hangs up.
+    pub fn poll_close(&mut self, cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Ending> {
+        match self.state {
+            State::Closed => return Poll::Ready(Ending::unclean(1006, "wrong state")),
+            State::Open => {
+                self.state = State::Closing;
+                self.close_to_send = Some(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.to_string().into(),
+                })));
+            }
+            State::Closing => {}
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready(self.finish(Ending::unclean(1006, "closed")));
         };
-        self.state = State::Closing;
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_string().into(),
-        };
-        let handshake = async {
-            stream
-                .close(Some(frame))
-                .await
-                .map_err(|err| Ending::unclean(1006, ws_error::describe(&err)))?;
-            loop {
-                match stream.next().await {
-                    Some(Ok(Message::Close(reply))) => return Ok(Ending::from_close_frame(reply)),
-                    // Messages still in flight from the peer are dropped.
-                    Some(Ok(_)) => continue,
-                    Some(Err(err)) => return Err(Ending::unclean(1006, ws_error::describe(&err))),
-                    None => return Err(Ending::unclean(1006, "closed")),
+        if let Some(close) = self.close_to_send.take() {
+            match stream.poll_ready_unpin(cx) {
+                Poll::Pending => {
+                    self.close_to_send = Some(close);
+                    return Poll::Pending;
+                }
+                Poll::Ready(ready) => {
+                    if let Err(err) = ready.and_then(|()| stream.start_send_unpin(close)) {
+                        let ending = Ending::unclean(1006, ws_error::describe(&err));
+                        return Poll::Ready(self.finish(ending));
+                    }
                 }
             }
-        };
-        let ending = match tokio::time::timeout(wait, handshake).await {
-            Ok(Ok(ending)) | Ok(Err(ending)) => ending,
-            Err(_) => Ending::unclean(1006, TIMEOUT),
-        };
-        self.finish(ending)
+        }
+        if let Err(err) = ready!(stream.poll_flush_unpin(cx)) {
+            return Poll::Ready(self.finish(Ending::unclean(1006, ws_error::describe(&err))));
+        }
+        loop {
+            let ending = match ready!(stream.poll_next_unpin(cx)) {
+                Some(Ok(Message::Close(reply))) => Ending::from_close_frame(reply),
+                // Messages still in flight from the peer are dropped.
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => Ending::unclean(1006, ws_error::describe(&err)),
+                None => Ending::unclean(1006, "closed"),
+            };
+            return Poll::Ready(self.finish(ending));
+        }
     }
 
     fn open_stream(&mut self) -> Result<&mut Stream, Ending> {
@@ -268,18 +294,20 @@ impl Connection {
     }
 
     /// Fails the connection after an error: tells a misbehaving peer why (RFC 6455 7.1.7),
-    /// then hangs up.
-    async fn fail(&mut self, err: Error) -> Ending {
+    /// as far as the socket takes it without waiting, then hangs up.
+    fn fail(&mut self, cx: &mut Context<'_>, err: Error) -> Ending {
         let ending = if ws_error::is_disconnect(&err) {
             Ending::unclean(1006, ws_error::describe(&err))
         } else {
             let code = ws_error::close_code(&err);
             if let Some(stream) = self.stream.as_mut() {
-                let notice = CloseFrame {
+                let notice = Message::Close(Some(CloseFrame {
                     code: CloseCode::from(code),
                     reason: "".into(),
-                };
-                let _ = tokio::time::timeout(FAIL_NOTICE_WAIT, stream.close(Some(notice))).await;
+                }));
+                if stream.start_send_unpin(notice).is_ok() {
+                    let _ = stream.poll_flush_unpin(cx);
+                }
             }
             Ending::unclean(code, ws_error::describe(&err))
         };
@@ -289,9 +317,61 @@ impl Connection {
     /// Drops the socket and marks the connection CLOSED.
     fn finish(&mut self, ending: Ending) -> Ending {
         self.stream = None;
+        self.close_to_send = None;
         self.state = State::Closed;
         ending
     }
+}
+
+/// Opens the TCP (and TLS) connection and performs the opening handshake.
+pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
+    let address = &request.address;
+    let tcp = open_tcp(&address.host, address.port).await?;
+    // Small messages must not wait for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+
+    let mut http_request = address
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|err| ws_error::describe_handshake(&err))?;
+    if !request.protocols.is_empty() {
+        let offered = HeaderValue::from_str(&request.protocols.join(", "))
+            .map_err(|_| "invalid protocol name".to_string())?;
+        http_request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", offered);
+    }
+    let connector = if address.secure {
+        Connector::Rustls(client_config(&request.tls)?)
+    } else {
+        Connector::Plain
+    };
+    let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
+        http_request,
+        tcp,
+        Some(request.config),
+        Some(connector),
+    )
+    .await
+    .map_err(|err| ConnectError {
+        message: ws_error::describe_handshake(&err),
+        headers: match &err {
+            Error::Http(response) => Some(collect_headers(response.headers())),
+            _ => None,
+        },
+    })?;
+
+    let protocol = response
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let headers = collect_headers(response.headers());
+    Ok(Opened {
+        stream,
+        accepted: Accepted { protocol, headers },
+    })
 }
 
 async fn open_tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
