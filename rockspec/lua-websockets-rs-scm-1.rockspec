@@ -32,7 +32,12 @@ build = {
       ["websocket"] = "lua/websocket.lua",
       ["websocket.client"] = "lua/websocket/client.lua",
       ["websocket.client_sync"] = "lua/websocket/client_sync.lua",
+      ["websocket.client_copas"] = "lua/websocket/client_copas.lua",
+      ["websocket.client_nonblocking"] = "lua/websocket/client_nonblocking.lua",
+      ["websocket.results"] = "lua/websocket/results.lua",
       ["websocket.server"] = "lua/websocket/server.lua",
+      ["websocket.server_copas"] = "lua/websocket/server_copas.lua",
+      ["websocket.wait"] = "lua/websocket/wait.lua",
     },
   },
 }

@@ -1,19 +1,43 @@
 //! The per-Lua-state core: one current_thread tokio runtime that runs on the Lua thread.
 //!
-//! Lua calls block inside this runtime (the sync client) instead of handing work to an I/O
-//! thread: every cross-thread hand-off costs a wake-up per message (see
-//! shared/design/hot-path.md). The runtime is shared by `Rc` with every client created in the
-//! same Lua state, so it lives exactly as long as the last of them.
+//! Lua calls run inside this runtime instead of handing work to an I/O thread: every
+//! cross-thread hand-off costs a wake-up per message (see shared/design/hot-path.md).
+//!
+//! - The sync client blocks in the runtime (`block_on`).
+//! - The copas flavour never blocks: Lua polls its futures directly, and copas waits on the
+//!   core's doorbell, a descriptor that is readable whenever the core may have work. When it
+//!   rings, Lua calls `step`, which turns tokio's reactor once without waiting (so that the
+//!   futures' wakers fire), raises the flags of expired deadlines and advances background
+//!   work (connections closing on their own).
+//!
+//! The core is shared by `Rc` with everything made in the same Lua state, so it lives exactly
+//! as long as the last of them.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlua::Lua;
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::{Builder, EnterGuard, Runtime};
+
+use crate::doorbell::Doorbell;
+use crate::ready::Readiness;
+
+/// Work the core advances on every step until it is finished.
+pub trait BackgroundWork {
+    /// Makes what progress it can without waiting; true once finished.
+    fn advance(&mut self) -> bool;
+}
 
 pub struct Core {
     runtime: Runtime,
+    /// Zero of the clock Lua sees through `websocket_native.now()`.
+    epoch: Instant,
+    doorbell: RefCell<Doorbell>,
+    /// Flags to raise at a deadline (timeouts of waiting Lua calls).
+    deadlines: RefCell<Vec<(Instant, Readiness)>>,
+    background: RefCell<Vec<Rc<RefCell<dyn BackgroundWork>>>>,
 }
 
 impl Core {
@@ -22,12 +46,20 @@ impl Core {
         if let Some(core) = lua.app_data_ref::<Rc<Core>>() {
             return Ok(Rc::clone(&core));
         }
+        let failed =
+            |err: std::io::Error| mlua::Error::runtime(format!("cannot start the I/O core: {err}"));
         let runtime = Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|err| mlua::Error::runtime(format!("cannot start the I/O core: {err}")))?;
-        let core = Rc::new(Core { runtime });
+            .map_err(failed)?;
+        let core = Rc::new(Core {
+            runtime,
+            epoch: Instant::now(),
+            doorbell: RefCell::new(Doorbell::new().map_err(failed)?),
+            deadlines: RefCell::new(Vec::new()),
+            background: RefCell::new(Vec::new()),
+        });
         lua.set_app_data(Rc::clone(&core));
         Ok(core)
     }
@@ -45,6 +77,92 @@ impl Core {
             Some(limit) => self
                 .runtime
                 .block_on(async move { tokio::time::timeout(limit, work).await.ok() }),
+        }
+    }
+
+    /// Zero of the clock Lua sees.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Seconds since the epoch, for deadlines computed in Lua.
+    pub fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Enters the runtime, for polling futures and making timers outside `block_on`.
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
+    /// The descriptor copas waits on.
+    pub fn doorbell_fd(&self) -> i32 {
+        self.doorbell.borrow().fd()
+    }
+
+    /// Makes the doorbell ring for `socket`'s events.
+    pub fn watch(&self, socket: i32) -> std::io::Result<()> {
+        self.doorbell.borrow().watch(socket)
+    }
+
+    /// Raises `readiness` at `deadline`, ringing the doorbell then.
+    pub fn raise_at(&self, deadline: Instant, readiness: &Readiness) {
+        self.deadlines
+            .borrow_mut()
+            .push((deadline, readiness.clone()));
+        self.doorbell.borrow_mut().ring_at(deadline);
+    }
+
+    /// Advances `work` on every step until it is finished.
+    pub fn run_in_background(&self, work: Rc<RefCell<dyn BackgroundWork>>) {
+        self.background.borrow_mut().push(work);
+    }
+
+    /// Whether background work is still going on.
+    pub fn has_background_work(&self) -> bool {
+        !self.background.borrow().is_empty()
+    }
+
+    /// Does whatever is ready, without waiting (see the module comment).
+    pub fn step(&self) {
+        self.doorbell.borrow_mut().drain();
+        // Yielding once makes the scheduler poll the reactor with a zero timeout.
+        self.runtime.block_on(tokio::task::yield_now());
+        self.raise_expired_deadlines();
+        let _runtime = self.enter();
+        let mut background = self.background.take();
+        background.retain(|work| !work.borrow_mut().advance());
+        // Work added while advancing comes after what was there.
+        background.append(&mut self.background.borrow_mut());
+        *self.background.borrow_mut() = background;
+    }
+
+    /// Blocks until the doorbell rings or `limit` passes, then steps: how the copas flavour
+    /// waits when it is called outside any coroutine.
+    pub fn park(&self, limit: Option<Duration>) {
+        let timeout_ms = limit.map_or(-1, |limit| limit.as_millis().min(i32::MAX as u128) as i32);
+        let mut poll = libc::pollfd {
+            fd: self.doorbell_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for our own descriptor.
+        unsafe { libc::poll(&mut poll, 1, timeout_ms) };
+        self.step();
+    }
+
+    fn raise_expired_deadlines(&self) {
+        let now = Instant::now();
+        let mut deadlines = self.deadlines.borrow_mut();
+        deadlines.retain(|(deadline, readiness)| {
+            let expired = *deadline <= now;
+            if expired {
+                readiness.raise();
+            }
+            !expired
+        });
+        if let Some(next) = deadlines.iter().map(|(deadline, _)| *deadline).min() {
+            self.doorbell.borrow_mut().ring_at(next);
         }
     }
 }

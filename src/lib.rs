@@ -7,9 +7,14 @@ pub mod address;
 mod client;
 mod connection;
 mod core;
+mod doorbell;
+mod nonblocking;
 mod options;
 mod pin;
+mod ready;
 pub mod resolve;
+mod results;
+mod server;
 pub mod socket_error;
 pub mod tls;
 mod ws_error;
@@ -21,5 +26,40 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     pin::keep_library_loaded();
     let exports = lua.create_table()?;
     exports.set("sync_client", lua.create_function(client::new_sync_client)?)?;
+    exports.set(
+        "copas_client",
+        lua.create_function(nonblocking::new_client)?,
+    )?;
+    exports.set("listen", lua.create_function(server::listen)?)?;
+    exports.set("PENDING", nonblocking::pending())?;
+    exports.set(
+        "doorbell_fd",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.doorbell_fd()))?,
+    )?;
+    exports.set(
+        "step",
+        lua.create_function(|lua, ()| {
+            core::Core::of(lua)?.step();
+            Ok(())
+        })?,
+    )?;
+    // Waits (blocking) until the core may have work, at most `seconds`: for calls made
+    // outside any coroutine.
+    exports.set(
+        "park",
+        lua.create_function(|lua, seconds: Option<f64>| {
+            let limit = seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+            core::Core::of(lua)?.park(limit);
+            Ok(())
+        })?,
+    )?;
+    exports.set(
+        "now",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.now()))?,
+    )?;
+    exports.set(
+        "busy",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.has_background_work()))?,
+    )?;
     Ok(exports)
 }

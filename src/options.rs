@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use mlua::{Table, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use crate::address::{self, AddressError};
+use crate::connection::{ConnectRequest, State};
 use crate::tls::TlsOptions;
 
 /// A wrong argument from Lua, worded like luaL_argerror's message.
@@ -59,6 +62,91 @@ pub fn expected(what: &str, got: &Value) -> String {
         other => other.type_name(),
     };
     format!("{what} expected, got {got}")
+}
+
+pub const TEXT: i64 = 1;
+pub const BINARY: i64 = 2;
+pub const PING: i64 = 9;
+pub const PONG: i64 = 10;
+/// A control frame carries at most 125 bytes (RFC 6455 5.5).
+const CONTROL_PAYLOAD_MAX: usize = 125;
+
+/// The frame `send(message, opcode)` asks for, or a Lua error naming the bad argument.
+pub fn message_to_send(payload: Value, opcode: Value) -> mlua::Result<Message> {
+    let bytes = match payload {
+        Value::String(text) => Bytes::copy_from_slice(&text.as_bytes()),
+        other => {
+            return Err(bad_argument(1, "send", expected("string", &other)));
+        }
+    };
+    let opcode = match opcode {
+        Value::Nil => TEXT,
+        Value::Integer(n) => n,
+        Value::Number(n) if n.fract() == 0.0 => n as i64,
+        other => {
+            return Err(bad_argument(2, "send", expected("opcode", &other)));
+        }
+    };
+    let control = |bytes: Bytes, name: &str| {
+        if bytes.len() > CONTROL_PAYLOAD_MAX {
+            let problem = format!(
+                "{name} payload is {} bytes, at most 125 allowed",
+                bytes.len()
+            );
+            return Err(bad_argument(1, "send", problem));
+        }
+        Ok(bytes)
+    };
+    match opcode {
+        TEXT => Utf8Bytes::try_from(bytes)
+            .map(Message::Text)
+            .map_err(|_| bad_argument(1, "send", "TEXT message is not valid UTF-8")),
+        BINARY => Ok(Message::Binary(bytes)),
+        PING => Ok(Message::Ping(control(bytes, "PING")?)),
+        PONG => Ok(Message::Pong(control(bytes, "PONG")?)),
+        other => Err(bad_argument(
+            2,
+            "send",
+            format!("unknown opcode {other} (TEXT, BINARY, PING or PONG expected)"),
+        )),
+    }
+}
+
+/// A close code the caller may send: 1000-1003, 1007-1014, 3000-4999 (RFC 6455 7.4).
+pub fn close_code(value: Value) -> mlua::Result<u16> {
+    let code = match value {
+        Value::Nil => return Ok(1000),
+        Value::Integer(n) => n,
+        Value::Number(n) if n.fract() == 0.0 => n as i64,
+        other => {
+            return Err(bad_argument(1, "close", expected("number", &other)));
+        }
+    };
+    match code {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => Ok(code as u16),
+        _ => Err(bad_argument(
+            1,
+            "close",
+            format!("invalid close code {code}"),
+        )),
+    }
+}
+
+/// A close reason: valid UTF-8 of at most 123 bytes, so that the frame stays a control frame.
+pub fn close_reason(value: Value) -> mlua::Result<String> {
+    match value {
+        Value::Nil => Ok(String::new()),
+        Value::String(text) => {
+            let reason = std::str::from_utf8(&text.as_bytes())
+                .map_err(|_| bad_argument(2, "close", "reason is not valid UTF-8"))?
+                .to_string();
+            if reason.len() > CONTROL_PAYLOAD_MAX - 2 {
+                return Err(bad_argument(2, "close", "reason longer than 123 bytes"));
+            }
+            Ok(reason)
+        }
+        other => Err(bad_argument(2, "close", expected("string", &other))),
+    }
 }
 
 /// The options table of `client.sync(opts)`.
@@ -135,8 +223,42 @@ fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>
     Ok(Some(n as usize))
 }
 
+/// `connect(url, protocol, ssl_params)` as Lua passed them.
+pub type ConnectArguments = (Value, Value, Value);
+
+/// The request `connect`'s arguments describe, or the answer to give at once instead
+/// (`nil, 'wrong state'`, `nil, 'bad protocol'`, `nil, <invalid URL>`).
+pub fn connect_request(
+    lua: &mlua::Lua,
+    (url, protocol, ssl): ConnectArguments,
+    state: State,
+    config: WebSocketConfig,
+) -> mlua::Result<Result<ConnectRequest, mlua::MultiValue>> {
+    use mlua::IntoLuaMulti;
+    let url = match url {
+        Value::String(text) => text.to_str()?.to_string(),
+        other => return Err(bad_argument(1, "connect", expected("string", &other))),
+    };
+    let protocols = protocols(protocol)?;
+    let tls = tls_options(ssl)?;
+    let refusal = |message: String| (Value::Nil, message).into_lua_multi(lua).map(Err);
+    if state != State::Closed {
+        return refusal("wrong state".to_string());
+    }
+    match address::parse(&url) {
+        Ok(address) => Ok(Ok(ConnectRequest {
+            address,
+            protocols,
+            tls,
+            config,
+        })),
+        Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),
+        Err(AddressError::Invalid(message)) => refusal(message),
+    }
+}
+
 /// `connect`'s protocol argument: nil, a string, or a list of strings.
-pub fn protocols(value: Value) -> mlua::Result<Vec<String>> {
+fn protocols(value: Value) -> mlua::Result<Vec<String>> {
     let invalid = |problem: String| bad_argument(2, "connect", problem);
     match value {
         Value::Nil => Ok(Vec::new()),
@@ -166,7 +288,7 @@ fn protocol_name(name: &str) -> Result<String, String> {
 
 /// `connect`'s third argument, in luasec's shape. Keys that don't apply to a TLS client
 /// (`mode`, `options`, `ciphers`, …) are accepted and ignored.
-pub fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
+fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
     let table = match value {
         Value::Nil => return Ok(TlsOptions::platform_default()),
         Value::Table(table) => table,

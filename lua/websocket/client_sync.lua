@@ -3,28 +3,21 @@
 -- client (so programs may keep their own fields on it) with a live `state` field.
 
 local native = require'websocket_native'
+local results = require'websocket.results'
 
 local error = error
 local setmetatable = setmetatable
+local raise_bad_argument = results.raise_bad_argument
 
 -- The native handle sits under a key no program can name or collide with.
 local HANDLE = {}
 
 local methods = {}
 
--- Native calls answer `false, message` for a bad argument (never a valid answer of connect
--- or send, and of close only with a third value). The message is raised here so that the
--- error is a string pointing at the caller's line, as luaL_argerror's would be.
-
 function methods:connect(url, protocol, ssl_params)
   local ok, protocol_or_err, headers = self[HANDLE]:connect(url, protocol, ssl_params)
-  if ok == false then
-    error(protocol_or_err, 2)
-  end
-  if ok or headers ~= nil then
-    return ok, protocol_or_err, headers
-  end
-  return nil, protocol_or_err
+  raise_bad_argument(ok, protocol_or_err)
+  return results.connected(ok, protocol_or_err, headers)
 end
 
 function methods:receive()
@@ -33,18 +26,14 @@ end
 
 function methods:send(message, opcode)
   local ok, was_clean, code, reason = self[HANDLE]:send(message, opcode)
-  if ok then
-    return ok
-  elseif ok == false then
-    error(was_clean, 2)
-  end
-  return nil, was_clean, code, reason
+  raise_bad_argument(ok, was_clean)
+  return results.sent(ok, was_clean, code, reason)
 end
 
 function methods:close(code, reason)
   local was_clean, close_code, close_reason = self[HANDLE]:close(code, reason)
-  if was_clean == false and close_reason == nil then
-    error(close_code, 2)
+  if close_reason == nil then
+    raise_bad_argument(was_clean, close_code)
   end
   return was_clean, close_code, close_reason
 end

@@ -1,0 +1,134 @@
+--- The client interface over a native non-blocking handle, shared by the copas client and
+-- the copas server's connections: every call that would wait yields to copas (or blocks
+-- when called outside any coroutine) until the core has news for this connection.
+
+local native = require'websocket_native'
+local wait_module = require'websocket.wait'
+local results = require'websocket.results'
+
+local setmetatable = setmetatable
+
+local PENDING = native.PENDING
+local raise_bad_argument = results.raise_bad_argument
+local wait = wait_module.wait
+local now = wait_module.now
+
+-- How long close waits for the peer's close frame when no timeout was set.
+local DEFAULT_CLOSE_WAIT = 3
+
+-- Fields under keys no program can name or collide with.
+local HANDLE = {}
+local TIMEOUT = {}
+
+local function deadline_of(client, default)
+  local timeout = client[TIMEOUT] or default
+  return timeout and now() + timeout
+end
+
+local methods = {}
+
+function methods:connect(url, protocol, ssl_params)
+  local handle = self[HANDLE]
+  local ok, protocol_or_err, headers = handle:connect(url, protocol, ssl_params)
+  if ok == PENDING then
+    local deadline = deadline_of(self)
+    repeat
+      if not wait(handle, deadline) then
+        handle:cancel_connect()
+        return nil, 'timeout'
+      end
+      ok, protocol_or_err, headers = handle:resume_connect()
+    until ok ~= PENDING
+  end
+  raise_bad_argument(ok, protocol_or_err)
+  return results.connected(ok, protocol_or_err, headers)
+end
+
+function methods:receive()
+  local handle = self[HANDLE]
+  local message, opcode, was_clean, code, reason = handle:receive()
+  if message == PENDING then
+    local deadline = deadline_of(self)
+    repeat
+      -- The connection stays open on a timeout: a later receive goes on reading.
+      if not wait(handle, deadline) then
+        return nil, nil, false, 1006, 'timeout'
+      end
+      message, opcode, was_clean, code, reason = handle:receive()
+    until message ~= PENDING
+  end
+  if message then
+    return message, opcode
+  end
+  return nil, nil, was_clean, code, reason
+end
+
+function methods:send(message, opcode)
+  local handle = self[HANDLE]
+  local ok, was_clean, code, reason = handle:send(message, opcode)
+  if ok == PENDING then
+    local deadline = deadline_of(self)
+    repeat
+      if not wait(handle, deadline) then
+        return nil, false, 1006, 'timeout'
+      end
+      ok, was_clean, code, reason = handle:resume_send()
+    until ok ~= PENDING
+  end
+  raise_bad_argument(ok, was_clean)
+  return results.sent(ok, was_clean, code, reason)
+end
+
+function methods:close(code, reason)
+  local handle = self[HANDLE]
+  local was_clean, close_code, close_reason = handle:close(code, reason)
+  if was_clean == PENDING then
+    local deadline = deadline_of(self, DEFAULT_CLOSE_WAIT)
+    repeat
+      if not wait(handle, deadline) then
+        return handle:abort()
+      end
+      was_clean, close_code, close_reason = handle:resume_close()
+    until was_clean ~= PENDING
+  end
+  if close_reason == nil then
+    raise_bad_argument(was_clean, close_code)
+  end
+  return was_clean, close_code, close_reason
+end
+
+local client_metatable = {
+  __index = function(client, key)
+    if key == 'state' then
+      return client[HANDLE]:state()
+    end
+    return methods[key]
+  end,
+}
+
+local client_nonblocking = {}
+
+--- A client object over `handle`, with `opts.timeout`; `extra_methods` (optional) are
+-- found before the client methods (the server adds `broadcast` and hides `connect`).
+function client_nonblocking.wrap(handle, timeout, extra_methods)
+  local client = { [HANDLE] = handle, [TIMEOUT] = timeout }
+  if not extra_methods then
+    return setmetatable(client, client_metatable)
+  end
+  return setmetatable(client, {
+    __index = function(self, key)
+      local extra = extra_methods[key]
+      if extra ~= nil then
+        return extra or nil
+      end
+      return client_metatable.__index(self, key)
+    end,
+  })
+end
+
+--- The native handle under a client object.
+function client_nonblocking.handle_of(client)
+  return client[HANDLE]
+end
+
+return client_nonblocking

@@ -1,0 +1,173 @@
+//! The one descriptor a copas loop waits on: readable whenever the core may have work.
+//!
+//! It is an epoll instance of our own. It watches every socket the core owns, edge-triggered
+//! (so data left unread does not keep it readable), and a timerfd armed for the core's
+//! earliest deadline. tokio watches the same sockets in its own epoll; this one only tells
+//! the Lua thread when to step the core. Its number is small, so select()'s 1024 limit never
+//! applies however many connections there are.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+pub struct Doorbell {
+    epoll: OwnedFd,
+    timer: OwnedFd,
+    /// The deadline the timer is armed for, if any.
+    armed_for: Option<Instant>,
+}
+
+/// epoll data value that marks the timer (socket events carry their fd).
+const TIMER_TOKEN: u64 = u64::MAX;
+
+impl Doorbell {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain syscalls; each returned descriptor is checked and owned at once.
+        let epoll = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC))? };
+        let timer = unsafe {
+            owned(libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            ))?
+        };
+        let doorbell = Doorbell {
+            epoll,
+            timer,
+            armed_for: None,
+        };
+        doorbell.add(
+            doorbell.timer.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TIMER_TOKEN,
+        )?;
+        Ok(doorbell)
+    }
+
+    /// The descriptor to wait on.
+    pub fn fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    /// Rings whenever `socket` becomes readable, writable or hung up.
+    pub fn watch(&self, socket: RawFd) -> io::Result<()> {
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.add(socket, events as u32, socket as u64)
+    }
+
+    fn add(&self, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        // SAFETY: both descriptors are open; the kernel copies the event.
+        let status =
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if status < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Clears what rang, so that the descriptor is readable again only for new events.
+    /// Returns whether the timer had expired.
+    pub fn drain(&mut self) -> bool {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut timer_rang = false;
+        loop {
+            // SAFETY: `events` has room for the count we pass; timeout 0 never blocks.
+            let count =
+                unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 64, 0) };
+            if count <= 0 {
+                break;
+            }
+            timer_rang |= events[..count as usize]
+                .iter()
+                .any(|event| event.u64 == TIMER_TOKEN);
+            if (count as usize) < events.len() {
+                break;
+            }
+        }
+        if timer_rang {
+            let mut expirations = 0u64;
+            // SAFETY: reads 8 bytes into a u64 from our non-blocking timerfd.
+            unsafe {
+                libc::read(
+                    self.timer.as_raw_fd(),
+                    &mut expirations as *mut u64 as *mut libc::c_void,
+                    8,
+                )
+            };
+            self.armed_for = None;
+        }
+        timer_rang
+    }
+
+    /// Makes sure the doorbell rings at `deadline` (or earlier).
+    pub fn ring_at(&mut self, deadline: Instant) {
+        if self.armed_for.is_some_and(|armed| armed <= deadline) {
+            return;
+        }
+        // A zero it_value disarms a timerfd, so a deadline already passed gets 1 ns.
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: wait.subsec_nanos() as libc::c_long,
+            },
+        };
+        // SAFETY: our timerfd, a fully initialised itimerspec, no old value wanted.
+        unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        self.armed_for = Some(deadline);
+    }
+}
+
+/// Takes ownership of a descriptor a syscall returned, or its error.
+unsafe fn owned(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from_raw_fd(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn rings_for_socket_data_until_drained() {
+        let mut bell = Doorbell::new().unwrap();
+        let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+        bell.watch(reader.as_raw_fd()).unwrap();
+        bell.drain(); // the first edge: the socket is writable
+        assert!(!readable(bell.fd()));
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        assert!(readable(bell.fd()));
+        assert!(!bell.drain());
+        // Edge-triggered: the unread byte does not keep it ringing.
+        assert!(!readable(bell.fd()));
+    }
+
+    #[test]
+    fn rings_at_a_deadline() {
+        let mut bell = Doorbell::new().unwrap();
+        bell.ring_at(Instant::now() + Duration::from_millis(20));
+        assert!(!readable(bell.fd()));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(readable(bell.fd()));
+        assert!(bell.drain());
+        assert!(!readable(bell.fd()));
+    }
+}

@@ -1,0 +1,298 @@
+//! The listening side of the copas server: accepts connections and runs their opening
+//! handshakes, and hands Lua one event at a time: a new connection with its protocol, or an
+//! error for `on_error`. Like the rest of the copas flavour it never waits: Lua asks for the
+//! next event when `ready()` is up.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::future::LocalBoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error;
+use tokio_tungstenite::MaybeTlsStream;
+
+use crate::connection::{Connection, Stream};
+use crate::core::Core;
+use crate::nonblocking::NonBlockingConnection;
+use crate::ready::Readiness;
+use crate::socket_error::describe_io;
+
+/// How long a client may take to send its whole opening handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which subprotocol a connection gets: the first offered one that is configured, else the
+/// default handler's (no protocol), else the connection is refused.
+pub struct ProtocolChoice {
+    pub configured: Vec<String>,
+    pub has_default: bool,
+}
+
+impl ProtocolChoice {
+    /// `Ok(Some(name))`, `Ok(None)` for the default handler, `Err(())` to refuse.
+    fn choose(&self, offered: Option<&str>) -> Result<Option<String>, ()> {
+        let matched = offered.and_then(|header| {
+            header
+                .split(',')
+                .map(str::trim)
+                .find(|name| self.configured.iter().any(|known| known == name))
+        });
+        match matched {
+            Some(name) => Ok(Some(name.to_string())),
+            None if self.has_default => Ok(None),
+            None => Err(()),
+        }
+    }
+}
+
+enum Event {
+    Opened(Box<Stream>, Option<String>),
+    Failed(String),
+}
+
+pub struct Listener {
+    core: Rc<Core>,
+    listener: Option<TcpListener>,
+    handshakes: FuturesUnordered<LocalBoxFuture<'static, Event>>,
+    events: VecDeque<Event>,
+    readiness: Readiness,
+    choice: Rc<ProtocolChoice>,
+    config: WebSocketConfig,
+}
+
+/// `websocket_native.listen(interface, port, protocols, has_default)`: a listener, or
+/// `nil, reason` when the address cannot be bound.
+pub fn listen(
+    lua: &Lua,
+    (interface, port, protocols, has_default): (String, u16, Vec<String>, bool),
+) -> mlua::Result<MultiValue> {
+    let core = Core::of(lua)?;
+    let bound = match bind(&interface, port) {
+        Ok(bound) => bound,
+        Err(reason) => return (Value::Nil, reason).into_lua_multi(lua),
+    };
+    let listener = {
+        let _runtime = core.enter();
+        TcpListener::from_std(bound).map_err(mlua::Error::external)?
+    };
+    core.watch(listener.as_raw_fd())
+        .map_err(mlua::Error::external)?;
+    let server = Listener {
+        core,
+        listener: Some(listener),
+        handshakes: FuturesUnordered::new(),
+        events: VecDeque::new(),
+        readiness: Readiness::default(),
+        choice: Rc::new(ProtocolChoice {
+            configured: protocols,
+            has_default,
+        }),
+        // Server connections start with small buffers: many may be open at once.
+        config: WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0),
+    };
+    lua.create_userdata(server)?.into_lua_multi(lua)
+}
+
+/// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`, without blocking.
+fn bind(interface: &str, port: u16) -> Result<std::net::TcpListener, String> {
+    let listener = if interface == "*" {
+        // [::] takes IPv4 too on Linux; a host without IPv6 falls back to 0.0.0.0.
+        std::net::TcpListener::bind(("::", port))
+            .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
+    } else {
+        let addresses = crate::resolve::resolve(interface, port)?;
+        std::net::TcpListener::bind(&addresses[..])
+    };
+    let listener = listener.map_err(|err| describe_io(&err))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|err| describe_io(&err))?;
+    Ok(listener)
+}
+
+impl Listener {
+    /// The next event, or None when nothing happened yet.
+    fn next_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        if !self.readiness.is_raised() {
+            return None;
+        }
+        let core = Rc::clone(&self.core);
+        let _runtime = core.enter();
+        let readiness = self.readiness.clone();
+        let mut cx = readiness.poll_context();
+        while let Some(listener) = &self.listener {
+            let Poll::Ready(accepted) = listener.poll_accept(&mut cx) else {
+                break;
+            };
+            {
+                match accepted {
+                    Ok((tcp, _)) => self.start_handshake(tcp),
+                    Err(err) => {
+                        // Out of descriptors and the like: report it, try again on the next event.
+                        let reason = format!("accept failed: {}", describe_io(&err));
+                        self.events.push_back(Event::Failed(reason));
+                        break;
+                    }
+                }
+            }
+        }
+        while let Poll::Ready(Some(event)) = self.handshakes.poll_next_unpin(&mut cx) {
+            self.events.push_back(event);
+        }
+        self.events.pop_front()
+    }
+
+    fn start_handshake(&mut self, tcp: TcpStream) {
+        let _ = tcp.set_nodelay(true);
+        let _ = self.core.watch(tcp.as_raw_fd());
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        // The doorbell must ring at the deadline for the timeout to be noticed.
+        self.core.raise_at(deadline, &self.readiness);
+        let handshake = handshake(tcp, Rc::clone(&self.choice), self.config);
+        let bounded = async move {
+            match tokio::time::timeout_at(deadline.into(), handshake).await {
+                Ok(event) => event,
+                Err(_) => Event::Failed("handshake timed out".to_string()),
+            }
+        };
+        self.handshakes.push(bounded.boxed_local());
+    }
+
+    fn close(&mut self) {
+        self.listener = None;
+        self.handshakes = FuturesUnordered::new();
+    }
+}
+
+/// The opening handshake of one accepted connection.
+// The callback's error type is tungstenite's ErrorResponse, large or not.
+#[allow(clippy::result_large_err)]
+async fn handshake(tcp: TcpStream, choice: Rc<ProtocolChoice>, config: WebSocketConfig) -> Event {
+    // tungstenite drops the socket when the request is not a WebSocket upgrade; a second
+    // descriptor of the same socket lets us answer 400 Bad Request first.
+    // SAFETY: dup of a descriptor we own; the result is checked and owned at once.
+    let spare = unsafe {
+        let fd = libc::dup(tcp.as_raw_fd());
+        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+    };
+    let outcome: Rc<RefCell<Result<Option<String>, ()>>> = Rc::new(RefCell::new(Ok(None)));
+    let chosen = Rc::clone(&outcome);
+    let callback = move |request: &Request, mut response: Response| {
+        let offered = request
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|value| value.to_str().ok());
+        let choice = choice.choose(offered);
+        *chosen.borrow_mut() = choice.clone();
+        match choice {
+            Ok(Some(name)) => {
+                if let Ok(value) = HeaderValue::from_str(&name) {
+                    response
+                        .headers_mut()
+                        .insert("Sec-WebSocket-Protocol", value);
+                }
+                Ok(response)
+            }
+            Ok(None) => Ok(response),
+            Err(()) => {
+                let mut refusal = ErrorResponse::new(Some("no matching protocol".to_string()));
+                *refusal.status_mut() = StatusCode::BAD_REQUEST;
+                Err(refusal)
+            }
+        }
+    };
+    let stream = MaybeTlsStream::Plain(tcp);
+    match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
+        Ok(ws) => {
+            let protocol = outcome.borrow().clone().unwrap_or(None);
+            Event::Opened(Box::new(ws), protocol)
+        }
+        Err(Error::Http(_)) if outcome.borrow().is_err() => Event::Failed("bad protocol".into()),
+        Err(Error::Protocol(ProtocolError::HandshakeIncomplete)) => {
+            Event::Failed("incomplete handshake request: the client closed".into())
+        }
+        Err(Error::Protocol(problem)) => {
+            if let Some(spare) = spare {
+                answer_bad_request(&spare);
+            }
+            Event::Failed(format!("bad handshake request: {problem}"))
+        }
+        Err(Error::Io(err)) => Event::Failed(format!("handshake failed: {}", describe_io(&err))),
+        Err(other) => Event::Failed(format!("handshake failed: {other}")),
+    }
+}
+
+fn answer_bad_request(socket: &OwnedFd) {
+    const ANSWER: &[u8] =
+        b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    // SAFETY: writes from a static buffer to a descriptor we own; a short or failed write
+    // only loses the courtesy answer.
+    unsafe { libc::write(socket.as_raw_fd(), ANSWER.as_ptr().cast(), ANSWER.len()) };
+}
+
+impl UserData for Listener {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `'open', connection, protocol` | `'error', message` | nothing.
+        methods.add_method_mut("next", |lua, this, ()| match this.next_event() {
+            None => ().into_lua_multi(lua),
+            Some(Event::Failed(message)) => ("error", message).into_lua_multi(lua),
+            Some(Event::Opened(stream, protocol)) => {
+                let connection = Connection::open(*stream);
+                let config = this.config;
+                let handle = NonBlockingConnection::new(Rc::clone(&this.core), connection, config);
+                ("open", lua.create_userdata(handle)?, protocol).into_lua_multi(lua)
+            }
+        });
+        methods.add_method("ready", |_, this, ()| {
+            Ok(!this.events.is_empty() || this.readiness.is_raised())
+        });
+        methods.add_method_mut("close", |_, this, ()| {
+            this.close();
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_offered_configured_protocol_wins() {
+        let choice = ProtocolChoice {
+            configured: vec!["echo".into(), "chat".into()],
+            has_default: false,
+        };
+        assert_eq!(
+            choice.choose(Some("x, chat, echo")),
+            Ok(Some("chat".into()))
+        );
+        assert_eq!(choice.choose(Some("x")), Err(()));
+        assert_eq!(choice.choose(None), Err(()));
+    }
+
+    #[test]
+    fn the_default_handler_takes_the_rest() {
+        let choice = ProtocolChoice {
+            configured: vec!["echo".into()],
+            has_default: true,
+        };
+        assert_eq!(choice.choose(Some("other")), Ok(None));
+        assert_eq!(choice.choose(None), Ok(None));
+    }
+}
