@@ -55,6 +55,9 @@ pub struct ConnectRequest {
     pub protocols: Vec<String>,
     pub tls: TlsOptions,
     pub config: WebSocketConfig,
+    /// Told the TCP socket's descriptor as soon as it is connected, before the handshake
+    /// (the copas flavour's doorbell must watch it while the handshake runs).
+    pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
 }
 
 /// A failed connect: a message, and the server's response headers when it sent any.
@@ -329,6 +332,9 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     let tcp = open_tcp(&address.host, address.port).await?;
     // Small messages must not wait for Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
+    if let Some(on_socket) = &request.on_socket {
+        on_socket(std::os::fd::AsRawFd::as_raw_fd(&tcp));
+    }
 
     let mut http_request = address
         .url

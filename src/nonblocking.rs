@@ -110,10 +110,14 @@ impl NonBlockingConnection {
                 None => shared.connection.state(),
             }
         };
-        let request = match connect_request(lua, arguments, state, self.config)? {
+        let mut request = match connect_request(lua, arguments, state, self.config)? {
             Ok(request) => request,
             Err(answer) => return Ok(answer),
         };
+        let core = Rc::clone(&self.core);
+        request.on_socket = Some(Box::new(move |fd| {
+            let _ = core.watch(fd);
+        }));
         let _runtime = self.core.enter();
         self.shared.borrow_mut().connecting = Some(Box::pin(connection::open(request)));
         self.resume_connect(lua)
@@ -133,9 +137,6 @@ impl NonBlockingConnection {
         };
         shared.connecting = None;
         let outcome = outcome.map(|opened| {
-            if let Some(fd) = socket_fd(&opened) {
-                let _ = self.core.watch(fd);
-            }
             shared.connection = Connection::open(opened.stream);
             opened.accepted
         });
@@ -248,17 +249,6 @@ impl NonBlockingConnection {
             return State::Closed.name();
         }
         shared.connection.state().name()
-    }
-}
-
-/// The descriptor of the TCP socket under an opened stream.
-fn socket_fd(opened: &Opened) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    use tokio_tungstenite::MaybeTlsStream;
-    match opened.stream.get_ref() {
-        MaybeTlsStream::Plain(tcp) => Some(tcp.as_raw_fd()),
-        MaybeTlsStream::Rustls(tls) => Some(tls.get_ref().0.as_raw_fd()),
-        _ => None,
     }
 }
 

@@ -251,6 +251,7 @@ pub fn connect_request(
             protocols,
             tls,
             config,
+            on_socket: None,
         })),
         Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),
         Err(AddressError::Invalid(message)) => refusal(message),

@@ -1,0 +1,325 @@
+--- The copas flavour (shared/CONTRACT.md "The copas flavour", "Copas server"): copas
+-- clients and copas servers in one copas loop, real sockets on 127.0.0.1.
+
+local copas = require'copas'
+local socket = require'socket'
+local websocket = require'websocket'
+local copas_loop = require'spec.support.copas_loop'
+local peers = require'spec.support.peers'
+local process = require'spec.support.process'
+
+local run = copas_loop.run
+
+local function echo_handler(ws)
+  while true do
+    local message, opcode = ws:receive()
+    if not message then
+      return
+    end
+    ws:send(message, opcode)
+  end
+end
+
+--- A server on a free port with `config`'s handlers; returns it, its URL and its errors.
+local function start_server(config)
+  local port = process.free_port()
+  local errors = {}
+  config.port = port
+  config.interface = config.interface or '127.0.0.1'
+  config.on_error = config.on_error or function(message)
+    errors[#errors + 1] = tostring(message)
+  end
+  local server = websocket.server.copas.listen(config)
+  return server, 'ws://127.0.0.1:' .. port .. '/', errors, port
+end
+
+--- A plain TCP connection to 127.0.0.1:port, made through copas: the copas-wrapped
+-- object for send/receive and the socket itself for close (copas 1.x's wrap has none).
+local function raw_connection(port)
+  local tcp = socket.tcp()
+  local ok, err = copas.connect(tcp, '127.0.0.1', port)
+  assert(ok, err)
+  return copas.wrap(tcp), tcp
+end
+
+local function copas_client(url, protocol)
+  local client = websocket.client.copas({ timeout = 5 })
+  local ok, err = client:connect(url, protocol)
+  assert.is_true(ok, err)
+  return client
+end
+
+describe('copas server and copas client in one loop', function()
+  local server, url, errors
+
+  before_each(function()
+    server, url, errors = start_server({
+      protocols = {
+        echo = echo_handler,
+        chat = function(ws)
+          while true do
+            local message = ws:receive()
+            if not message then
+              return
+            end
+            ws:broadcast(message)
+          end
+        end,
+        boom = function()
+          error('deliberate handler failure')
+        end,
+      },
+      default = function(ws)
+        ws:send('goodbye strange client')
+        ws:close()
+      end,
+    })
+  end)
+
+  after_each(function()
+    server:close()
+    copas_loop.step_until(function() return not require'websocket_native'.busy() end, 5)
+  end)
+
+  it('echoes TEXT and BINARY, 65537 bytes included', function()
+    run(function()
+      local client = copas_client(url, 'echo')
+      assert.is_true(client:send('hello'))
+      assert.are.same({ 'hello', websocket.TEXT }, { client:receive() })
+      local big = ('0123456789'):rep(6554):sub(1, 65537)
+      assert.is_true(client:send(big, websocket.BINARY))
+      local echoed, opcode = client:receive()
+      assert.are.equal(65537, #echoed)
+      assert.is_true(echoed == big)
+      assert.are.equal(websocket.BINARY, opcode)
+      assert.are.same({ true, 1000, '' }, { client:close() })
+    end)
+  end)
+
+  it('returns the chosen protocol and the response headers', function()
+    run(function()
+      local client = websocket.client.copas({ timeout = 5 })
+      local ok, protocol, headers = client:connect(url, { 'unknown', 'echo' })
+      assert.is_true(ok)
+      assert.are.equal('echo', protocol)
+      assert.are.equal('echo', headers['sec-websocket-protocol'])
+      client:close()
+    end)
+  end)
+
+  it('runs the default handler, whose close the client sees as clean', function()
+    run(function()
+      local client = copas_client(url)
+      assert.are.equal('goodbye strange client', (client:receive()))
+      local message, opcode, was_clean, code = client:receive()
+      assert.is_nil(message)
+      assert.is_nil(opcode)
+      assert.is_true(was_clean)
+      assert.are.equal(1000, code)
+      assert.are.equal('CLOSED', client.state)
+    end)
+  end)
+
+  it('broadcasts to every client of the same protocol, the sender included', function()
+    local clients, received = {}, {}
+    run(function()
+      for index = 1, 20 do
+        clients[index] = copas_client(url, 'chat')
+      end
+      clients[7]:send('hello all')
+      for index = 1, 20 do
+        received[index] = clients[index]:receive()
+      end
+      for index = 1, 20 do
+        clients[index]:close()
+      end
+    end)
+    for index = 1, 20 do
+      assert.are.equal('hello all', received[index])
+    end
+  end)
+
+  it("reports a handler's error, closes that connection with 1011 and keeps the others", function()
+    run(function()
+      local survivor = copas_client(url, 'echo')
+      local victim = copas_client(url, 'boom')
+      local message, _, was_clean, code = victim:receive()
+      assert.is_nil(message)
+      assert.is_true(was_clean)
+      assert.are.equal(1011, code)
+      assert.is_true(survivor:send('still fine'))
+      assert.are.equal('still fine', (survivor:receive()))
+      survivor:close()
+    end)
+    assert.are.equal(1, #errors)
+    assert.matches('deliberate handler failure', errors[1], 1, true)
+  end)
+
+  it('keeps running copas coroutines and plain luasocket sockets while websockets wait', function()
+    local tcp_server = assert(socket.bind('127.0.0.1', 0))
+    local _, tcp_port = tcp_server:getsockname()
+    copas.addserver(tcp_server, function(connection)
+      connection = copas.wrap(connection)
+      while true do
+        local line = connection:receive('*l')
+        if not line then
+          return
+        end
+        connection:send(line .. '\n')
+      end
+    end)
+    local order = {}
+    run(function()
+      -- Waits about 400 ms for its message.
+      local client = copas_client(peers.rust('/later/400'))
+      assert.are.equal('late', (client:receive()))
+      order[#order + 1] = 'websocket'
+      client:close()
+    end, function()
+      local connection, tcp = raw_connection(tcp_port)
+      for index = 1, 20 do
+        connection:send('line ' .. index .. '\n')
+        assert.are.equal('line ' .. index, connection:receive('*l'))
+      end
+      tcp:close()
+      order[#order + 1] = 'tcp echo'
+    end)
+    if copas.removeserver then
+      copas.removeserver(tcp_server)
+    else
+      -- copas 1.x cannot remove a server: it stays registered, idle, until the process ends.
+      tcp_server:close()
+    end
+    assert.are.same({ 'tcp echo', 'websocket' }, order)
+  end)
+
+  it('counts copas timer ticks while a websocket waits (copas with sleep only)', function()
+    if not copas.sleep then
+      pending("this copas (" .. tostring(copas._VERSION) .. ") has no timers")
+      return
+    end
+    local ticks, message = 0, nil
+    run(function()
+      local client = copas_client(peers.rust('/later/400'))
+      message = client:receive()
+      client:close()
+    end, function()
+      while message == nil do
+        ticks = ticks + 1
+        copas.sleep(0.02)
+      end
+    end)
+    assert.are.equal('late', message)
+    assert.is_true(ticks >= 5, 'only ' .. ticks .. ' ticks')
+  end)
+end)
+
+describe('copas server handshakes', function()
+  it('refuses a client whose protocols none match without a default, and says bad protocol', function()
+    local server, url, errors = start_server({ protocols = { echo = echo_handler } })
+    run(function()
+      local client = websocket.client.copas({ timeout = 5 })
+      local ok, err = client:connect(url, 'chat')
+      assert.is_nil(ok)
+      assert.are.equal('Websocket Handshake failed: HTTP status 400 Bad Request', err)
+    end)
+    server:close()
+    assert.are.same({ 'bad protocol' }, errors)
+  end)
+
+  it('answers 400 Bad Request to a plain HTTP request and calls on_error', function()
+    local server, _, errors, port = start_server({ default = echo_handler })
+    local status_line
+    run(function()
+      local connection, tcp = raw_connection(port)
+      connection:send('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+      status_line = connection:receive('*l')
+      tcp:close()
+    end)
+    copas_loop.step_until(function() return #errors > 0 end, 5)
+    server:close()
+    assert.are.equal('HTTP/1.1 400 Bad Request', status_line)
+    assert.are.equal(1, #errors)
+  end)
+
+  it('calls on_error for a request cut off in the middle', function()
+    local server, _, errors, port = start_server({ default = echo_handler })
+    run(function()
+      local connection, tcp = raw_connection(port)
+      connection:send('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n')
+      tcp:close()
+    end)
+    assert.is_true(copas_loop.step_until(function() return #errors > 0 end, 5))
+    server:close()
+    assert.matches('incomplete handshake', errors[1], 1, true)
+  end)
+end)
+
+describe('copas server:close', function()
+  it('closes every connection cleanly with 1001 and frees the port at once', function()
+    local server, url, _, port = start_server({ default = echo_handler })
+    local endings = {}
+    run(function()
+      local clients = {}
+      for index = 1, 5 do
+        clients[index] = copas_client(url)
+      end
+      server:close()
+      for index = 1, 5 do
+        local _, _, was_clean, code = clients[index]:receive()
+        endings[index] = { was_clean, code }
+      end
+    end)
+    for index = 1, 5 do
+      assert.are.same({ true, 1001 }, endings[index])
+    end
+    local rebound = assert(socket.bind('127.0.0.1', port))
+    rebound:close()
+  end)
+
+  it('keeps the connections with keep_clients', function()
+    local server, url = start_server({ default = echo_handler })
+    run(function()
+      local client = copas_client(url)
+      server:close(true)
+      assert.is_true(client:send('after close'))
+      assert.are.equal('after close', (client:receive()))
+      assert.is_true((client:close()))
+    end)
+  end)
+end)
+
+describe('copas server listen', function()
+  it('raises for a port in use, with the reason', function()
+    local taken = assert(socket.bind('127.0.0.1', 0))
+    local _, port = taken:getsockname()
+    assert.has_error(function()
+      websocket.server.copas.listen({ port = port, interface = '127.0.0.1', default = echo_handler })
+    end, 'cannot listen on 127.0.0.1 port ' .. port .. ': address already in use')
+    taken:close()
+  end)
+
+  it('raises without handlers', function()
+    assert.has_error(function()
+      websocket.server.copas.listen({ port = process.free_port() })
+    end, "bad argument #1 to 'listen' (config needs protocols or a default handler)")
+  end)
+end)
+
+describe('copas client outside any coroutine', function()
+  it('connects, echoes and closes from the main chunk', function()
+    local client = websocket.client.copas({ timeout = 5 })
+    assert.is_true((client:connect(peers.rust('/echo'))))
+    assert.is_true(client:send('from the main chunk'))
+    assert.are.equal('from the main chunk', (client:receive()))
+    assert.are.same({ true, 1000, '' }, { client:close() })
+  end)
+
+  it('times out a receive and stays OPEN', function()
+    local client = websocket.client.copas({ timeout = 0.1 })
+    assert.is_true((client:connect(peers.rust('/later/300'))))
+    assert.are.same({ nil, nil, false, 1006, 'timeout' }, { client:receive() })
+    assert.are.equal('OPEN', client.state)
+    client:close()
+  end)
+end)

@@ -1,0 +1,56 @@
+--- Driving copas from a busted test. copas 1.x's copas.loop() never returns, so tests step
+-- copas until what they wait for happened, within a time limit.
+
+local copas = require'copas'
+local socket = require'socket'
+
+local error = error
+
+-- PUC Lua 5.1 cannot yield across pcall; coxpcall (a dependency of copas) can.
+local pcall = (_VERSION == 'Lua 5.1' and not rawget(_G, 'jit')) and require'coxpcall'.pcall or pcall
+
+local copas_loop = {}
+
+--- Steps copas until `is_done()` is true; false when `seconds` (default 10) passed first.
+function copas_loop.step_until(is_done, seconds)
+  local deadline = socket.gettime() + (seconds or 10)
+  while not is_done() do
+    if socket.gettime() > deadline then
+      return false
+    end
+    copas.step(0.05)
+  end
+  return true
+end
+
+--- Runs each function in its own copas coroutine and steps copas until all have returned.
+-- An error (or failed assertion) in any of them is raised again here.
+function copas_loop.run(...)
+  local bodies = { ... }
+  local running = #bodies
+  local failure
+  for index = 1, #bodies do
+    local body = bodies[index]
+    copas.addthread(function()
+      local ok, err = pcall(body)
+      if not ok and failure == nil then
+        failure = err
+      end
+      running = running - 1
+    end)
+  end
+  local finished = copas_loop.step_until(function()
+    return running == 0 or failure ~= nil
+  end)
+  if failure ~= nil then
+    error(failure, 0)
+  end
+  if not finished then
+    error('the copas coroutines did not finish in time', 2)
+  end
+end
+
+--- Seconds on the same clock as the tests' deadlines.
+copas_loop.gettime = socket.gettime
+
+return copas_loop
