@@ -36,6 +36,11 @@ if [ ! -x build/venv/bin/python ] || ! build/venv/bin/python -c 'import websocke
   build/venv/bin/pip install --quiet --disable-pip-version-check websockets
 fi
 
+if [ ! -d build/node/node_modules/ws ]; then
+  log "Node ws into build/node"
+  npm install --prefix build/node --no-audit --no-fund --silent ws@8
+fi
+
 log "a self-signed certificate for the TLS peer"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
@@ -62,6 +67,8 @@ export WS_TEST_HANGUP_PORT=$(port rust hangup)
 export WS_TEST_RUST_TLS_PORT=$(port rust tls)
 export WS_TEST_PYTHON_PORT=$(port python python)
 export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
+export WS_TEST_PYTHON=$PWD/build/venv/bin/python
+export WS_TEST_NODE_MODULES=$PWD/build/node/node_modules
 
 for lua in $LUAS; do
   log "busted specs on $lua"

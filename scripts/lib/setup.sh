@@ -2,10 +2,11 @@
 # Source it from the repository root.
 
 # Debian packages the project needs: the Lua interpreters and their headers, LuaRocks,
-# busted, luasocket/luasec/copas for the specs, openssl for test certificates, Python's venv.
+# busted, luasocket/luasec/copas for the specs, openssl for test certificates, Python's venv
+# and Node.js with npm for the peers written in those languages.
 SYSTEM_PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev
   liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-sec
-  lua-copas openssl ca-certificates pkg-config python3 python3-venv"
+  lua-copas openssl ca-certificates pkg-config python3 python3-venv nodejs npm"
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -21,6 +22,11 @@ ensure_system_packages() {
   if python3 -m venv --help >/dev/null 2>&1; then
     missing=("${missing[@]/python3-venv/}")
     missing=("${missing[@]/python3/}")
+  fi
+  # Likewise a Node.js from elsewhere (nodesource) that brings npm.
+  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    missing=("${missing[@]/nodejs/}")
+    missing=("${missing[@]/npm/}")
   fi
   missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
   [ ${#missing[@]} -eq 0 ] && return 0

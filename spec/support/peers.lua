@@ -53,6 +53,16 @@ function peers.python(path)
   return 'ws://127.0.0.1:' .. required_env('WS_TEST_PYTHON_PORT') .. (path or '/echo')
 end
 
+--- The Python that has `websockets` installed.
+function peers.python_interpreter()
+  return required_env('WS_TEST_PYTHON')
+end
+
+--- The node_modules folder that has Node's `ws`.
+function peers.node_modules()
+  return required_env('WS_TEST_NODE_MODULES')
+end
+
 --- The self-signed certificate the TLS peer uses, as a CA file.
 function peers.ca_file()
   return required_env('WS_TEST_CA_FILE')

@@ -1,0 +1,70 @@
+--- Other implementations' clients against the copas server: Python `websockets` and Node
+-- `ws`, each run as its own process while this process serves them from its copas loop.
+
+local websocket = require'websocket'
+local copas_loop = require'spec.support.copas_loop'
+local peers = require'spec.support.peers'
+local process = require'spec.support.process'
+
+local function echo_handler(ws)
+  while true do
+    local message, opcode = ws:receive()
+    if not message then
+      return
+    end
+    ws:send(message, opcode)
+  end
+end
+
+--- Serves an echo server from copas while `command_for(url)` runs; returns its output lines.
+local function serve_while_running(command_for)
+  local port = process.free_port()
+  local errors = {}
+  local server = websocket.server.copas.listen({
+    port = port,
+    interface = '127.0.0.1',
+    protocols = { echo = echo_handler },
+    on_error = function(message) errors[#errors + 1] = message end,
+  })
+  local output_file = os.tmpname()
+  local command = command_for('ws://127.0.0.1:' .. port .. '/')
+  os.execute(('(%s > %s 2>&1; echo "exit=$?" >> %s) &'):format(command, output_file, output_file))
+  local output = ''
+  local finished = copas_loop.step_until(function()
+    local file = io.open(output_file)
+    output = file and file:read('*a') or ''
+    if file then file:close() end
+    return output:find('exit=%d+') ~= nil
+  end, 20)
+  server:close()
+  os.remove(output_file)
+  assert.is_true(finished, 'the client did not finish: ' .. output)
+  assert.are.same({}, errors)
+  return output
+end
+
+local function assert_conversation(output, binary_line)
+  assert.matches('protocol echo\n', output, 1, true)
+  assert.matches('\ntext hello from ', output, 1, true)
+  assert.matches(binary_line, output, 1, true)
+  assert.matches('\nbig 70000 [Tt]rue\n', output)
+  assert.matches('\npong received\n', output, 1, true)
+  assert.matches('\nclosed 4001 done\n', output, 1, true)
+  assert.matches('exit=0', output, 1, true)
+end
+
+describe('the copas server serving other implementations', function()
+  it("serves Python websockets' client", function()
+    local output = serve_while_running(function(url)
+      return peers.python_interpreter() .. ' spec/peers/python_client.py ' .. url
+    end)
+    assert_conversation(output, '\nbinary 0001ff\n')
+  end)
+
+  it("serves Node ws' client", function()
+    local output = serve_while_running(function(url)
+      return 'NODE_PATH=' .. peers.node_modules() .. ' node spec/peers/node_client.cjs ' .. url
+    end)
+    assert_conversation(output, '\nbinary 0001ff true\n')
+  end)
+end)

@@ -1,0 +1,40 @@
+// A Node `ws` client for the specs: talks to the URL given as first argument (offering the
+// `echo` protocol) and prints one line per exchange for the spec to check.
+const WebSocket = require('ws');
+
+const ws = new WebSocket(process.argv[2], ['echo']);
+const big = 'x'.repeat(70000);
+let received = 0;
+
+ws.on('open', () => {
+  console.log('protocol', ws.protocol);
+  ws.send('hello from node');
+});
+
+ws.on('message', (data, isBinary) => {
+  received += 1;
+  if (received === 1) {
+    console.log('text', data.toString());
+    ws.send(Buffer.from([0, 1, 255]));
+  } else if (received === 2) {
+    console.log('binary', data.toString('hex'), isBinary);
+    ws.send(big);
+  } else {
+    console.log('big', data.length, data.toString() === big);
+    ws.ping('are you there');
+  }
+});
+
+ws.on('pong', () => {
+  console.log('pong received');
+  ws.close(4001, 'done');
+});
+
+ws.on('close', (code, reason) => {
+  console.log('closed', code, reason.toString());
+});
+
+ws.on('error', (err) => {
+  console.log('error', err.message);
+  process.exitCode = 1;
+});
