@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: starts an echo server and runs examples/echo-client-sync.lua against it, on
-# Lua 5.4 with the module built and installed by `luarocks make`. Installs what is missing.
+# The demo: starts the copas echo server (examples/echo-server-copas.lua), then talks to it
+# with the sync client and with two copas clients at once, on Lua 5.4 with the module that
+# `luarocks make` built and installed. Installs what is missing on the way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -10,16 +11,19 @@ ensure_system_packages
 ensure_rust
 mkdir -p build/run
 install_rock "$LUA"
-log "building the echo server (tools/testpeer, on tokio-tungstenite)"
-cargo build --locked --release -q -p testpeer
+use_rock "$LUA"
 
-rm -f build/run/demo.ports
-target/release/testpeer build/run/demo.ports &
+port=$("$LUA" -e "local s = require'socket'.bind('127.0.0.1', 0) local _, p = s:getsockname() print(p)")
+"$LUA" examples/echo-server-copas.lua "$port" >build/run/demo-server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s build/run/demo.ports ] && break; sleep 0.1; done
-port=$(sed -n 's/^plain=//p' build/run/demo.ports)
+for _ in $(seq 100); do
+  grep -q listening build/run/demo-server.log && break
+  sleep 0.1
+done
+cat build/run/demo-server.log
 
-log "echo server on 127.0.0.1:$port; the sync client on $LUA talks to it"
-use_rock "$LUA"
+log "the sync client talks to the copas echo server"
 "$LUA" examples/echo-client-sync.lua "ws://127.0.0.1:$port/echo"
+log "two copas clients talk to it at once"
+"$LUA" examples/echo-client-copas.lua "ws://127.0.0.1:$port/echo"
