@@ -5,6 +5,8 @@
 # The last line is "N passed, N failed".
 #
 #   LUAS="lua5.1 lua5.4 luajit" scripts/test.sh    # a subset of interpreters
+#   COPAS_DIR=/path/to/copas LUA_EXTRA_PATH='/path/to/timerwheel/src/?/init.lua;/usr/share/lua/5.3/?.lua' \
+#     scripts/test.sh                                # another copas (a checkout of 4.x, with its deps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh

@@ -84,7 +84,12 @@ use_rock() {
   [ "$lua" = luajit ] && abi=5.1
   local tree=build/rocks/$lua
   local path="$PWD/$tree/share/lua/$abi/?.lua;$PWD/$tree/share/lua/$abi/?/init.lua"
-  export LUA_PATH="./?.lua;$path;;"
+  # COPAS_DIR: a checkout of another copas (e.g. 4.x) to use instead of Debian's.
+  if [ -n "${COPAS_DIR:-}" ]; then
+    path="$COPAS_DIR/src/?.lua;$COPAS_DIR/src/?/init.lua;$path"
+  fi
+  # LUA_EXTRA_PATH: more Lua directories to search last (copas 4's binaryheap, timerwheel).
+  export LUA_PATH="./?.lua;$path;;${LUA_EXTRA_PATH:+;$LUA_EXTRA_PATH}"
   export LUA_CPATH="$PWD/$tree/lib/lua/$abi/?.so;;"
   # Lua 5.2+ read LUA_PATH_5_x first; Debian's copas (1.x) for 5.3 and 5.4 lives in 5.2's tree.
   local versioned=${abi/./_}
