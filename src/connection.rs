@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -55,8 +55,8 @@ pub struct ConnectRequest {
     pub protocols: Vec<String>,
     pub tls: TlsOptions,
     pub config: WebSocketConfig,
-    /// Told the TCP socket's descriptor as soon as it is connected, before the handshake
-    /// (the copas flavour's doorbell must watch it while the handshake runs).
+    /// Told each TCP socket's descriptor before it connects (the copas flavour's doorbell
+    /// must watch it while the connect and the handshake run).
     pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
 }
 
@@ -329,12 +329,9 @@ impl Connection {
 /// Opens the TCP (and TLS) connection and performs the opening handshake.
 pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     let address = &request.address;
-    let tcp = open_tcp(&address.host, address.port).await?;
+    let tcp = open_tcp(&address.host, address.port, request.on_socket.as_deref()).await?;
     // Small messages must not wait for Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
-    if let Some(on_socket) = &request.on_socket {
-        on_socket(std::os::fd::AsRawFd::as_raw_fd(&tcp));
-    }
 
     let mut http_request = address
         .url
@@ -380,10 +377,29 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     })
 }
 
-async fn open_tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+/// Connects to the first address of `host` that answers. `on_socket` learns each socket
+/// before it connects, so that whoever waits for the connect can watch it.
+async fn open_tcp(
+    host: &str,
+    port: u16,
+    on_socket: Option<&dyn Fn(std::os::fd::RawFd)>,
+) -> Result<TcpStream, ConnectError> {
     let mut last_error = None;
     for address in resolve(host, port)? {
-        match TcpStream::connect(address).await {
+        let socket = match address {
+            std::net::SocketAddr::V4(_) => TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => TcpSocket::new_v6(),
+        };
+        let connected = match socket {
+            Ok(socket) => {
+                if let Some(on_socket) = on_socket {
+                    on_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
+                }
+                socket.connect(address).await
+            }
+            Err(err) => Err(err),
+        };
+        match connected {
             Ok(tcp) => return Ok(tcp),
             Err(err) => last_error = Some(describe_io(&err)),
         }

@@ -13,7 +13,8 @@
 //! The core is shared by `Rc` with everything made in the same Lua state, so it lives exactly
 //! as long as the last of them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -30,13 +31,19 @@ pub trait BackgroundWork {
     fn advance(&mut self) -> bool;
 }
 
+/// A deadline registered with `raise_at`, for cancelling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeadlineId(Instant, u64);
+
 pub struct Core {
     runtime: Runtime,
     /// Zero of the clock Lua sees through `websocket_native.now()`.
     epoch: Instant,
     doorbell: RefCell<Doorbell>,
-    /// Flags to raise at a deadline (timeouts of waiting Lua calls).
-    deadlines: RefCell<Vec<(Instant, Readiness)>>,
+    /// Flags to raise at a deadline (timeouts of waiting Lua calls, handshakes), earliest
+    /// first.
+    deadlines: RefCell<BTreeMap<DeadlineId, Readiness>>,
+    next_deadline_id: Cell<u64>,
     background: RefCell<Vec<Rc<RefCell<dyn BackgroundWork>>>>,
 }
 
@@ -57,7 +64,8 @@ impl Core {
             runtime,
             epoch: Instant::now(),
             doorbell: RefCell::new(Doorbell::new().map_err(failed)?),
-            deadlines: RefCell::new(Vec::new()),
+            deadlines: RefCell::new(BTreeMap::new()),
+            next_deadline_id: Cell::new(0),
             background: RefCell::new(Vec::new()),
         });
         lua.set_app_data(Rc::clone(&core));
@@ -105,12 +113,19 @@ impl Core {
         self.doorbell.borrow().watch(socket)
     }
 
-    /// Raises `readiness` at `deadline`, ringing the doorbell then.
-    pub fn raise_at(&self, deadline: Instant, readiness: &Readiness) {
-        self.deadlines
-            .borrow_mut()
-            .push((deadline, readiness.clone()));
+    /// Raises `readiness` at `deadline`, ringing the doorbell then, unless cancelled first.
+    pub fn raise_at(&self, deadline: Instant, readiness: &Readiness) -> DeadlineId {
+        let id = DeadlineId(deadline, self.next_deadline_id.get());
+        self.next_deadline_id.set(id.1.wrapping_add(1));
+        self.deadlines.borrow_mut().insert(id, readiness.clone());
         self.doorbell.borrow_mut().ring_at(deadline);
+        id
+    }
+
+    /// Forgets a deadline that is no longer needed, so that it wakes nobody. (The doorbell
+    /// may still ring once at that time; the step then finds nothing due.)
+    pub fn cancel_deadline(&self, id: DeadlineId) {
+        self.deadlines.borrow_mut().remove(&id);
     }
 
     /// Advances `work` on every step until it is finished.
@@ -154,15 +169,12 @@ impl Core {
     fn raise_expired_deadlines(&self) {
         let now = Instant::now();
         let mut deadlines = self.deadlines.borrow_mut();
-        deadlines.retain(|(deadline, readiness)| {
-            let expired = *deadline <= now;
-            if expired {
-                readiness.raise();
+        while let Some(entry) = deadlines.first_entry() {
+            if entry.key().0 > now {
+                self.doorbell.borrow_mut().ring_at(entry.key().0);
+                break;
             }
-            !expired
-        });
-        if let Some(next) = deadlines.iter().map(|(deadline, _)| *deadline).min() {
-            self.doorbell.borrow_mut().ring_at(next);
+            entry.remove().raise();
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::{self, ConnectError, Connection, Ending, Opened, State};
-use crate::core::{BackgroundWork, Core};
+use crate::core::{BackgroundWork, Core, DeadlineId};
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
     ClientOptions, ConnectArguments,
@@ -73,6 +73,8 @@ pub struct NonBlockingConnection {
     core: Rc<Core>,
     shared: Rc<RefCell<Shared>>,
     config: WebSocketConfig,
+    /// The deadline of the wait under way, if it has one.
+    deadline: Option<DeadlineId>,
 }
 
 /// `websocket_native.copas_client(opts)`: a client whose calls never wait.
@@ -99,6 +101,7 @@ impl NonBlockingConnection {
             core,
             shared: Rc::new(RefCell::new(shared)),
             config,
+            deadline: None,
         }
     }
 
@@ -285,10 +288,17 @@ impl UserData for NonBlockingConnection {
         methods.add_method("ready", |_, this, ()| {
             Ok(this.shared.borrow().readiness.is_raised())
         });
-        methods.add_method("wake_at", |_, this, seconds: f64| {
-            let deadline = instant_at(&this.core, seconds);
-            this.core
-                .raise_at(deadline, &this.shared.borrow().readiness);
+        // The deadline of the wait under way (seconds on `now()`'s clock), replacing any
+        // earlier one; nil cancels it.
+        methods.add_method_mut("wake_at", |_, this, seconds: Option<f64>| {
+            if let Some(previous) = this.deadline.take() {
+                this.core.cancel_deadline(previous);
+            }
+            if let Some(seconds) = seconds {
+                let deadline = instant_at(&this.core, seconds);
+                let readiness = this.shared.borrow().readiness.clone();
+                this.deadline = Some(this.core.raise_at(deadline, &readiness));
+            }
             Ok(())
         });
     }

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::MaybeTlsStream;
 
 use crate::connection::{Connection, Stream};
-use crate::core::Core;
+use crate::core::{Core, DeadlineId};
 use crate::nonblocking::NonBlockingConnection;
 use crate::ready::Readiness;
 use crate::socket_error::describe_io;
@@ -63,7 +63,7 @@ enum Event {
 pub struct Listener {
     core: Rc<Core>,
     listener: Option<TcpListener>,
-    handshakes: FuturesUnordered<LocalBoxFuture<'static, Event>>,
+    handshakes: FuturesUnordered<LocalBoxFuture<'static, (Event, DeadlineId)>>,
     events: VecDeque<Event>,
     readiness: Readiness,
     choice: Rc<ProtocolChoice>,
@@ -151,7 +151,8 @@ impl Listener {
                 }
             }
         }
-        while let Poll::Ready(Some(event)) = self.handshakes.poll_next_unpin(&mut cx) {
+        while let Poll::Ready(Some((event, deadline))) = self.handshakes.poll_next_unpin(&mut cx) {
+            self.core.cancel_deadline(deadline);
             self.events.push_back(event);
         }
         self.events.pop_front()
@@ -162,19 +163,21 @@ impl Listener {
         let _ = self.core.watch(tcp.as_raw_fd());
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
         // The doorbell must ring at the deadline for the timeout to be noticed.
-        self.core.raise_at(deadline, &self.readiness);
+        let deadline_id = self.core.raise_at(deadline, &self.readiness);
         let handshake = handshake(tcp, Rc::clone(&self.choice), self.config);
         let bounded = async move {
-            match tokio::time::timeout_at(deadline.into(), handshake).await {
+            let event = match tokio::time::timeout_at(deadline.into(), handshake).await {
                 Ok(event) => event,
                 Err(_) => Event::Failed("handshake timed out".to_string()),
-            }
+            };
+            (event, deadline_id)
         };
         self.handshakes.push(bounded.boxed_local());
     }
 
     fn close(&mut self) {
         self.listener = None;
+        // Handshakes under way are dropped; their deadlines then only ring once, for nothing.
         self.handshakes = FuturesUnordered::new();
     }
 }

@@ -77,6 +77,9 @@ local function wait(handle, deadline)
       native.park(deadline and deadline - now())
     end
   end
+  if deadline then
+    handle:wake_at(nil)
+  end
   return handle:ready() or not deadline or now() < deadline
 end
 

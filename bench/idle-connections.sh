@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): 10,000 concurrent idle connections to one copas server process
+# (examples/echo-server-copas.lua on Lua 5.4). Reports the server's RSS with all connections
+# open and its CPU time over 10 s while they are idle, then checks every connection still
+# echoes. CONNECTIONS, IDLE_SECONDS and LUA override the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+LUA=${LUA:-lua5.4}
+CONNECTIONS=${CONNECTIONS:-10000}
+IDLE_SECONDS=${IDLE_SECONDS:-10}
+
+ensure_system_packages
+ensure_rust
+mkdir -p build/run
+install_rock "$LUA"
+use_rock "$LUA"
+cargo build --locked --release -q -p loadgen
+# One descriptor per connection on each side, plus some.
+ulimit -n "$(ulimit -Hn)"
+
+port=$("$LUA" -e "local s = require'socket'.bind('127.0.0.1', 0) local _, p = s:getsockname() print(p)")
+"$LUA" examples/echo-server-copas.lua "$port" >build/run/bench-server.log 2>&1 &
+server=$!
+trap 'kill $server $client 2>/dev/null || true' EXIT
+until grep -q listening build/run/bench-server.log; do sleep 0.1; done
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$server/status"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+echo "server pid $server, RSS before connections: $(($(rss_kib) / 1024)) MiB"
+
+started=$(date +%s.%N)
+mkfifo build/run/bench-loadgen.fifo 2>/dev/null || true
+target/release/loadgen idle "ws://127.0.0.1:$port/" "$CONNECTIONS" $((IDLE_SECONDS + 2)) >build/run/bench-loadgen.fifo &
+client=$!
+exec 4<build/run/bench-loadgen.fifo
+read -r _ opened <&4
+echo "opened $opened connections in $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+sleep 1
+ticks_before=$(cpu_ticks)
+sleep "$IDLE_SECONDS"
+ticks_after=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+echo "server RSS with $opened connections: $(($(rss_kib) / 1024)) MiB"
+awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v s="$IDLE_SECONDS" \
+  'BEGIN { printf "server CPU while idle for %d s: %.2f s (%.2f %%)\n", s, t / hz, 100 * t / hz / s }'
+read -r _ echoed <&4
+echo "connections still echoing after the idle time: $echoed of $opened"
