@@ -3,6 +3,10 @@
 //! `loadgen idle URL N SECONDS`: opens N connections (at most 200 handshakes at a time),
 //! prints `open N` once all are open, holds them idle for SECONDS, then checks that each
 //! still echoes one message and prints `echoed N`.
+//!
+//! `loadgen echo URL COUNT SIZE`: one connection sends COUNT text messages of SIZE bytes,
+//! one at a time, each after the previous one's echo; prints messages per second and the
+//! median and 99th percentile round trip in microseconds.
 
 use std::time::Duration;
 
@@ -22,7 +26,13 @@ async fn main() -> Result<(), Failure> {
             let seconds: u64 = args.get(4).ok_or("SECONDS missing")?.parse()?;
             idle(url, count, Duration::from_secs(seconds)).await
         }
-        _ => Err("usage: loadgen idle URL N SECONDS".into()),
+        Some("echo") => {
+            let url = args.get(2).ok_or("URL missing")?;
+            let count: usize = args.get(3).ok_or("COUNT missing")?.parse()?;
+            let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
+            echo(url, count, size).await
+        }
+        _ => Err("usage: loadgen idle URL N SECONDS | loadgen echo URL COUNT SIZE".into()),
     }
 }
 
@@ -52,5 +62,32 @@ async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
         }
     }
     println!("echoed {echoed}");
+    Ok(())
+}
+
+async fn echo(url: &str, count: usize, size: usize) -> Result<(), Failure> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let payload = "x".repeat(size);
+    let mut round_trips = Vec::with_capacity(count);
+    let started = std::time::Instant::now();
+    for _ in 0..count {
+        let sent = std::time::Instant::now();
+        ws.send(Message::text(payload.as_str())).await?;
+        match ws.next().await {
+            Some(Ok(Message::Text(echoed))) if echoed.len() == size => {}
+            other => return Err(format!("unexpected answer: {other:?}").into()),
+        }
+        round_trips.push(sent.elapsed());
+    }
+    let elapsed = started.elapsed();
+    round_trips.sort();
+    let percentile = |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
+    println!(
+        "messages/s {:.0} median_us {} p99_us {}",
+        count as f64 / elapsed.as_secs_f64(),
+        percentile(50).as_micros(),
+        percentile(99).as_micros()
+    );
+    ws.close(None).await?;
     Ok(())
 }
