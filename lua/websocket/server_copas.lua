@@ -48,6 +48,7 @@ function Server:close(keep_clients)
   for _, group in pairs(self.groups) do
     for ws in pairs(group) do
       client_nonblocking.handle_of(ws):close_in_background(1001, 'going away')
+      group[ws] = nil
     end
   end
 end
@@ -69,13 +70,18 @@ local function server_methods(group)
   }
 end
 
-local function run_handler(server, handler, ws)
+local function run_handler(server, handler, ws, group)
   local ok, err = pcall(handler, ws)
   if not ok then
     server.on_error(err)
     if ws.state == 'OPEN' then
       ws:close(1011, 'internal error')
     end
+  end
+  -- A connection left open stays in its group (it can still be broadcast to); a closed one
+  -- is dropped here, or by the next broadcast when it closes later.
+  if ws.state == 'CLOSED' then
+    group[ws] = nil
   end
 end
 
@@ -92,7 +98,7 @@ local function start_connection(server, config, handle, protocol)
   local handler = protocol and config.protocols[protocol] or config.default
   -- Closures, not arguments: copas 1.x passes a socket argument first, copas 4 does not.
   copas.addthread(function()
-    run_handler(server, handler, ws)
+    run_handler(server, handler, ws, group)
   end)
 end
 

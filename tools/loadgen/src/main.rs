@@ -81,7 +81,8 @@ async fn echo(url: &str, count: usize, size: usize) -> Result<(), Failure> {
     }
     let elapsed = started.elapsed();
     round_trips.sort();
-    let percentile = |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
+    let percentile =
+        |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
     println!(
         "messages/s {:.0} median_us {} p99_us {}",
         count as f64 / elapsed.as_secs_f64(),
