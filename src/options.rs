@@ -162,17 +162,10 @@ impl ClientOptions {
             Value::Table(table) => table,
             other => return Err(bad_argument(1, function, expected("table", &other))),
         };
-        let mut options = Self::defaults();
-        options.timeout = seconds(table.get("timeout")?, function, "timeout")?;
-        let max_message = size(table.get("max_message_size")?, function, "max_message_size")?;
-        let max_frame = size(table.get("max_frame_size")?, function, "max_frame_size")?;
-        if let Some(limit) = max_message {
-            options.config = options.config.max_message_size(Some(limit));
-        }
-        if let Some(limit) = max_frame {
-            options.config = options.config.max_frame_size(Some(limit));
-        }
-        Ok(options)
+        Ok(ClientOptions {
+            timeout: seconds(table.get("timeout")?, function, "timeout")?,
+            config: size_limits(&table, function, WebSocketConfig::default())?,
+        })
     }
 
     fn defaults() -> Self {
@@ -181,6 +174,49 @@ impl ClientOptions {
             config: WebSocketConfig::default(),
         }
     }
+}
+
+/// The limits of `websocket.server.copas.listen(config)`.
+pub struct ServerOptions {
+    pub config: WebSocketConfig,
+    pub handshake_timeout: Duration,
+}
+
+impl ServerOptions {
+    /// How long a client may take to send its whole opening handshake, by default.
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    pub fn from_lua(table: &Table) -> mlua::Result<Self> {
+        // Server connections start with small buffers: many may be open at once.
+        let small_buffers = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let timeout = seconds(
+            table.get("handshake_timeout")?,
+            "listen",
+            "handshake_timeout",
+        )?;
+        Ok(ServerOptions {
+            config: size_limits(table, "listen", small_buffers)?,
+            handshake_timeout: timeout.unwrap_or(Self::DEFAULT_HANDSHAKE_TIMEOUT),
+        })
+    }
+}
+
+/// `max_message_size` and `max_frame_size` (bytes) from an options table, over `config`.
+fn size_limits(
+    table: &Table,
+    function: &str,
+    config: WebSocketConfig,
+) -> mlua::Result<WebSocketConfig> {
+    let mut config = config;
+    if let Some(limit) = size(table.get("max_message_size")?, function, "max_message_size")? {
+        config = config.max_message_size(Some(limit));
+    }
+    if let Some(limit) = size(table.get("max_frame_size")?, function, "max_frame_size")? {
+        config = config.max_frame_size(Some(limit));
+    }
+    Ok(config)
 }
 
 /// A duration in seconds; nil or a negative number means "wait forever", as in luasocket.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value};
+use mlua::{IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -25,11 +25,9 @@ use tokio_tungstenite::MaybeTlsStream;
 use crate::connection::{Connection, Stream};
 use crate::core::{Core, DeadlineId};
 use crate::nonblocking::NonBlockingConnection;
+use crate::options::{argument_errors_as_values, ServerOptions};
 use crate::ready::Readiness;
 use crate::socket_error::describe_io;
-
-/// How long a client may take to send its whole opening handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which subprotocol a connection gets: the first offered one that is configured, else the
 /// default handler's (no protocol), else the connection is refused.
@@ -68,14 +66,20 @@ pub struct Listener {
     readiness: Readiness,
     choice: Rc<ProtocolChoice>,
     config: WebSocketConfig,
+    handshake_timeout: Duration,
 }
 
-/// `websocket_native.listen(interface, port, protocols, has_default)`: a listener, or
-/// `nil, reason` when the address cannot be bound.
+/// `websocket_native.listen(interface, port, protocols, has_default, config)`: a listener,
+/// `nil, reason` when the address cannot be bound, or `false, message` for a bad limit in
+/// `config` (the server's config table).
 pub fn listen(
     lua: &Lua,
-    (interface, port, protocols, has_default): (String, u16, Vec<String>, bool),
+    (interface, port, protocols, has_default, config): (String, u16, Vec<String>, bool, Table),
 ) -> mlua::Result<MultiValue> {
+    let options = match ServerOptions::from_lua(&config) {
+        Ok(options) => options,
+        Err(err) => return argument_errors_as_values(lua, Err(err)),
+    };
     let core = Core::of(lua)?;
     let bound = match bind(&interface, port) {
         Ok(bound) => bound,
@@ -97,10 +101,8 @@ pub fn listen(
             configured: protocols,
             has_default,
         }),
-        // Server connections start with small buffers: many may be open at once.
-        config: WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0),
+        config: options.config,
+        handshake_timeout: options.handshake_timeout,
     };
     lua.create_userdata(server)?.into_lua_multi(lua)
 }
@@ -161,7 +163,7 @@ impl Listener {
     fn start_handshake(&mut self, tcp: TcpStream) {
         let _ = tcp.set_nodelay(true);
         let _ = self.core.watch(tcp.as_raw_fd());
-        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let deadline = Instant::now() + self.handshake_timeout;
         // The doorbell must ring at the deadline for the timeout to be noticed.
         let deadline_id = self.core.raise_at(deadline, &self.readiness);
         let handshake = handshake(tcp, Rc::clone(&self.choice), self.config);

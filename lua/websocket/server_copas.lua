@@ -140,8 +140,10 @@ local function listen(config)
   end
   local interface = config.interface or '*'
   local port = config.port or 80
-  local listener, reason = native.listen(interface, port, names, config.default ~= nil)
-  if not listener then
+  local listener, reason = native.listen(interface, port, names, config.default ~= nil, config)
+  if listener == false then
+    error(reason, 2)
+  elseif not listener then
     error(('cannot listen on %s port %s: %s'):format(interface, tostring(port), reason), 2)
   end
   local server = setmetatable({

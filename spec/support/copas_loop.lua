@@ -50,6 +50,26 @@ function copas_loop.run(...)
   end
 end
 
+--- Runs the shell `command` in the background while stepping copas, until it exits or
+-- `seconds` (default 30) pass. Returns its output (stdout and stderr), its exit status
+-- (nil when it did not finish in time).
+function copas_loop.run_process(command, seconds)
+  local output_file = os.tmpname()
+  os.execute(('(%s > %s 2>&1; echo "exit=$?" >> %s) &'):format(command, output_file, output_file))
+  local output = ''
+  copas_loop.step_until(function()
+    local file = io.open(output_file)
+    output = file and file:read('*a') or ''
+    if file then
+      file:close()
+    end
+    return output:find('exit=%d+%s*$') ~= nil
+  end, seconds or 30)
+  os.remove(output_file)
+  local status = tonumber(output:match('exit=(%d+)%s*$'))
+  return (output:gsub('exit=%d+%s*$', '')), status
+end
+
 --- Seconds on the same clock as the tests' deadlines.
 copas_loop.gettime = socket.gettime
 
