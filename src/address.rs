@@ -85,6 +85,25 @@ mod tests {
         assert_eq!(parse("example.com"), Err(AddressError::BadScheme));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panicking(text in ".*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn ws_urls_keep_host_port_and_path(
+            host in "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9]{0,10}){0,3}",
+            port in 1u16..,
+            path in "(/[a-zA-Z0-9._~-]{0,12}){0,4}",
+        ) {
+            let address = parse(&format!("ws://{host}:{port}{path}")).unwrap();
+            proptest::prop_assert_eq!(&address.host, &host);
+            proptest::prop_assert_eq!(address.port, port);
+            proptest::prop_assert!(!address.secure);
+        }
+    }
+
     #[test]
     fn garbage_is_invalid() {
         assert!(matches!(parse("ws://"), Err(AddressError::Invalid(_))));

@@ -372,6 +372,35 @@ fn path(table: &Table, key: &str) -> mlua::Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_protocol_names_make_a_valid_header(names in proptest::collection::vec(".{0,12}", 1..5)) {
+            let accepted: Vec<String> = names.iter().filter_map(|n| protocol_name(n).ok()).collect();
+            for name in &accepted {
+                proptest::prop_assert!(!name.contains([',', ' ', '\r', '\n']));
+            }
+            if !accepted.is_empty() {
+                let header = accepted.join(", ");
+                proptest::prop_assert!(HeaderValue::from_str(&header).is_ok());
+            }
+        }
+
+        #[test]
+        fn close_codes_are_accepted_exactly_in_the_sendable_ranges(code in proptest::num::i64::ANY) {
+            let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            proptest::prop_assert_eq!(close_code(Value::Integer(code)).is_ok(), sendable);
+        }
+
+        #[test]
+        fn text_messages_are_accepted_exactly_when_valid_utf8(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let lua = mlua::Lua::new();
+            let payload = Value::String(lua.create_string(&bytes).unwrap());
+            let accepted = message_to_send(payload, Value::Integer(TEXT)).is_ok();
+            proptest::prop_assert_eq!(accepted, std::str::from_utf8(&bytes).is_ok());
+        }
+    }
 
     #[test]
     fn protocol_names_must_be_tokens() {

@@ -291,6 +291,27 @@ mod tests {
         assert_eq!(choice.choose(None), Err(()));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_choice_is_configured_and_offered_or_the_default(
+            configured in proptest::collection::vec("[a-c]{1,2}", 0..4),
+            offered in proptest::option::of(".{0,16}"),
+            has_default in proptest::bool::ANY,
+        ) {
+            let choice = ProtocolChoice { configured: configured.clone(), has_default };
+            match choice.choose(offered.as_deref()) {
+                Ok(Some(name)) => {
+                    proptest::prop_assert!(configured.contains(&name));
+                    let offered_names: Vec<&str> =
+                        offered.as_deref().unwrap_or("").split(',').map(str::trim).collect();
+                    proptest::prop_assert!(offered_names.contains(&name.as_str()));
+                }
+                Ok(None) => proptest::prop_assert!(has_default),
+                Err(()) => proptest::prop_assert!(!has_default),
+            }
+        }
+    }
+
     #[test]
     fn the_default_handler_takes_the_rest() {
         let choice = ProtocolChoice {

@@ -378,6 +378,84 @@ def message_at_the_limit_is_echoed(urls):
     ws.close_cleanly()
 
 
+# Fuzzing: random input must never stop the server from serving others.
+FUZZ_ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "150"))
+FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "6455"))
+
+
+def still_serving(url):
+    ws = Connection(url)
+    ws.send(frame(TEXT, b"still serving"))
+    ws.expect_message(TEXT, b"still serving")
+    ws.close_cleanly()
+
+
+def random_frame(rng):
+    opcode = rng.choice([0, 1, 2, 8, 9, 10, rng.randrange(16)])
+    payload = rng.randbytes(rng.choice([0, 1, 2, 5, 125, 126, 300, 70000]))
+    return frame(opcode, payload, fin=rng.random() < 0.7, rsv=rng.choice([0, 0, 0, 1]),
+                 masked=rng.random() < 0.95)
+
+
+@case
+def fuzz_random_frames_leave_the_server_serving(urls):
+    import random
+    rng = random.Random(FUZZ_SEED)
+    for _ in range(FUZZ_ROUNDS):
+        ws = Connection(urls["echo"])
+        data = b"".join(random_frame(rng) for _ in range(rng.randrange(1, 6)))
+        if rng.random() < 0.3:  # cut somewhere inside a frame
+            data = data[: rng.randrange(len(data) + 1)]
+        try:
+            ws.send(data)
+            ws.sock.settimeout(0.2)
+            while ws.receive_some():
+                pass
+        except (OSError, EOFError):
+            pass
+        ws.sock.close()
+    still_serving(urls["echo"])
+
+
+HANDSHAKE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             b"Sec-WebSocket-Protocol: a, b\r\n\r\n")
+
+
+def mutated_handshake(rng):
+    data = bytearray(HANDSHAKE)
+    for _ in range(rng.randrange(1, 8)):
+        choice = rng.random()
+        position = rng.randrange(len(data))
+        if choice < 0.4:
+            data[position] = rng.randrange(256)
+        elif choice < 0.7:
+            del data[position: position + rng.randrange(1, 10)]
+        else:
+            data[position:position] = rng.randbytes(rng.randrange(1, 200))
+    return bytes(data)
+
+
+@case
+def fuzz_mutated_handshakes_leave_the_server_serving(urls):
+    import random
+    rng = random.Random(FUZZ_SEED + 1)
+    address = urlparse(urls["echo"])
+    for _ in range(FUZZ_ROUNDS):
+        sock = socket.create_connection((address.hostname, address.port), TIMEOUT)
+        try:
+            sock.sendall(mutated_handshake(rng))
+            sock.settimeout(0.2)
+            answer = sock.recv(200)
+            if answer and not answer.startswith((b"HTTP/1.1 101", b"HTTP/1.1 400")):
+                raise Failure(f"unexpected answer to a mutated handshake: {answer[:40]!r}")
+        except (socket.timeout, ConnectionResetError):
+            pass  # waiting for the rest of a request that will never come, or dropped
+        finally:
+            sock.close()
+    still_serving(urls["echo"])
+
+
 def main(arguments):
     if arguments[:1] == ["--list"]:
         print("\n".join(CASES))
