@@ -57,7 +57,9 @@ target/release/testpeer build/run/rust.ports build/run/cert.pem build/run/key.pe
 peer_pids+=($!)
 build/venv/bin/python spec/peers/python_peer.py build/run/python.ports &
 peer_pids+=($!)
-for file in build/run/rust.ports build/run/python.ports; do
+build/venv/bin/python spec/peers/conformance_server.py build/run/conformance.ports &
+peer_pids+=($!)
+for file in build/run/rust.ports build/run/python.ports build/run/conformance.ports; do
   for _ in $(seq 100); do [ -s "$file" ] && break; sleep 0.1; done
   [ -s "$file" ] || { log "a test peer did not start ($file)"; exit 1; }
 done
@@ -68,6 +70,7 @@ export WS_TEST_SILENT_PORT=$(port rust silent)
 export WS_TEST_HANGUP_PORT=$(port rust hangup)
 export WS_TEST_RUST_TLS_PORT=$(port rust tls)
 export WS_TEST_PYTHON_PORT=$(port python python)
+export WS_TEST_CONFORMANCE_PORT=$(port conformance conformance)
 export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
 export WS_TEST_PYTHON=$PWD/build/venv/bin/python
 export WS_TEST_NODE_MODULES=$PWD/build/node/node_modules
