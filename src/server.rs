@@ -14,7 +14,9 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
-use tokio::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -81,13 +83,13 @@ pub fn listen(
         Err(err) => return argument_errors_as_values(lua, Err(err)),
     };
     let core = Core::of(lua)?;
-    let bound = match bind(&interface, port) {
-        Ok(bound) => bound,
-        Err(reason) => return (Value::Nil, reason).into_lua_multi(lua),
-    };
-    let listener = {
+    let bound = {
         let _runtime = core.enter();
-        TcpListener::from_std(bound).map_err(mlua::Error::external)?
+        bind(&interface, port)
+    };
+    let listener = match bound {
+        Ok(listener) => listener,
+        Err(reason) => return (Value::Nil, reason).into_lua_multi(lua),
     };
     core.watch(listener.as_raw_fd())
         .map_err(mlua::Error::external)?;
@@ -107,21 +109,40 @@ pub fn listen(
     lua.create_userdata(server)?.into_lua_multi(lua)
 }
 
-/// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`, without blocking.
-fn bind(interface: &str, port: u16) -> Result<std::net::TcpListener, String> {
-    let listener = if interface == "*" {
+/// How many connections the kernel queues before they are accepted: enough for a burst of
+/// clients while the Lua thread is busy (std's default of 128 drops the rest's SYNs).
+const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`.
+fn bind(interface: &str, port: u16) -> Result<TcpListener, String> {
+    let addresses: Vec<SocketAddr> = if interface == "*" {
         // [::] takes IPv4 too on Linux; a host without IPv6 falls back to 0.0.0.0.
-        std::net::TcpListener::bind(("::", port))
-            .or_else(|_| std::net::TcpListener::bind(("0.0.0.0", port)))
+        vec![
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        ]
     } else {
-        let addresses = crate::resolve::resolve(interface, port)?;
-        std::net::TcpListener::bind(&addresses[..])
+        crate::resolve::resolve(interface, port)?
     };
-    let listener = listener.map_err(|err| describe_io(&err))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|err| describe_io(&err))?;
-    Ok(listener)
+    let mut last_error = String::from("no address to listen on");
+    for address in addresses {
+        match listen_on(address) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last_error = describe_io(&err),
+        }
+    }
+    Err(last_error)
+}
+
+fn listen_on(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // The port is free again as soon as the server closes, despite connections in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 impl Listener {
@@ -236,6 +257,13 @@ async fn handshake(tcp: TcpStream, choice: Rc<ProtocolChoice>, config: WebSocket
                 answer_bad_request(&spare);
             }
             Event::Failed(format!("bad handshake request: {problem}"))
+        }
+        // tungstenite's bound on the request: 64 KiB, 124 headers, 512 reads.
+        Err(Error::AttackAttempt) => {
+            if let Some(spare) = spare {
+                answer_bad_request(&spare);
+            }
+            Event::Failed("handshake request too large or sent in too many pieces".into())
         }
         Err(Error::Io(err)) => Event::Failed(format!("handshake failed: {}", describe_io(&err))),
         Err(other) => Event::Failed(format!("handshake failed: {other}")),

@@ -357,6 +357,23 @@ def frames_after_close_are_ignored(urls):
 
 # Limits.
 @case
+def handshake_request_over_64_kib_is_refused(urls):
+    address = urlparse(urls["echo"])
+    sock = socket.create_connection((address.hostname, address.port), TIMEOUT)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 70000 + b"\r\n\r\n")
+        answer = sock.recv(100)
+    except ConnectionResetError:
+        answer = b""
+    finally:
+        sock.close()
+    if answer and not answer.startswith(b"HTTP/1.1 400"):
+        raise Failure(f"expected 400 or a hang-up, got {answer[:40]!r}")
+    still_serving(urls["echo"])
+
+
+@case
 def message_over_the_limit_fails_1009(urls):
     ws = Connection(urls["limited"])
     ws.send(frame(BINARY, b"x" * 1025))

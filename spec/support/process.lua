@@ -25,6 +25,17 @@ function process.open_fds()
   return count - 1
 end
 
+--- This process' resident memory in KiB.
+function process.rss_kib()
+  local status = assert(io.open('/proc/' .. process.pid() .. '/status'))
+  local rss
+  for line in status:lines() do
+    rss = rss or tonumber(line:match('^VmRSS:%s*(%d+)'))
+  end
+  status:close()
+  return rss
+end
+
 --- A TCP port on 127.0.0.1 that nothing listens on.
 function process.free_port()
   local socket = require'socket'
