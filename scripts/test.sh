@@ -5,6 +5,7 @@
 # The last line is "N passed, N failed".
 #
 #   LUAS="lua5.1 lua5.4 luajit" scripts/test.sh    # a subset of interpreters
+#   SPECS="spec/copas_spec.lua" scripts/test.sh      # a subset of spec files
 #   COPAS_DIR=/path/to/copas LUA_EXTRA_PATH='/path/to/timerwheel/src/?/init.lua;/usr/share/lua/5.3/?.lua' \
 #     scripts/test.sh                                # another copas (a checkout of 4.x, with its deps)
 set -euo pipefail
@@ -59,7 +60,9 @@ build/venv/bin/python spec/peers/python_peer.py build/run/python.ports &
 peer_pids+=($!)
 build/venv/bin/python spec/peers/conformance_server.py build/run/conformance.ports &
 peer_pids+=($!)
-for file in build/run/rust.ports build/run/python.ports build/run/conformance.ports; do
+NODE_PATH=build/node/node_modules node spec/peers/node_server.cjs build/run/node.ports &
+peer_pids+=($!)
+for file in build/run/{rust,python,conformance,node}.ports; do
   for _ in $(seq 100); do [ -s "$file" ] && break; sleep 0.1; done
   [ -s "$file" ] || { log "a test peer did not start ($file)"; exit 1; }
 done
@@ -71,6 +74,7 @@ export WS_TEST_HANGUP_PORT=$(port rust hangup)
 export WS_TEST_RUST_TLS_PORT=$(port rust tls)
 export WS_TEST_PYTHON_PORT=$(port python python)
 export WS_TEST_CONFORMANCE_PORT=$(port conformance conformance)
+export WS_TEST_NODE_PORT=$(port node node)
 export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
 export WS_TEST_PYTHON=$PWD/build/venv/bin/python
 export WS_TEST_NODE_MODULES=$PWD/build/node/node_modules
@@ -80,7 +84,8 @@ for lua in $LUAS; do
   use_rock "$lua"
   export WS_TEST_LUA=$(command -v "$lua")
   set +e
-  busted --lua="$(command -v "$lua")" --output=plainTerminal spec 2>&1 | tee "build/busted-$lua.log"
+  # shellcheck disable=SC2086
+  busted --lua="$(command -v "$lua")" --output=plainTerminal ${SPECS:-spec} 2>&1 | tee "build/busted-$lua.log"
   set -e
   summary=$(grep -E '^[0-9]+ successes / [0-9]+ failures / [0-9]+ errors' "build/busted-$lua.log" | tail -1)
   if [ -z "$summary" ]; then

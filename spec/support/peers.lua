@@ -53,6 +53,11 @@ function peers.python(path)
   return 'ws://127.0.0.1:' .. required_env('WS_TEST_PYTHON_PORT') .. (path or '/echo')
 end
 
+--- Node's `ws` server.
+function peers.node(path)
+  return 'ws://127.0.0.1:' .. required_env('WS_TEST_NODE_PORT') .. (path or '/echo')
+end
+
 --- The raw-frame conformance server (spec/peers/conformance_server.py).
 function peers.conformance(path)
   return 'ws://127.0.0.1:' .. required_env('WS_TEST_CONFORMANCE_PORT') .. path
