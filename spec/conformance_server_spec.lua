@@ -43,7 +43,9 @@ describe('the copas server against RFC 6455 cases in raw frames', function()
     }
     local command = ('%s %s ws://127.0.0.1:%d/ ws://127.0.0.1:%d/'):format(
       peers.python_interpreter(), CLIENT, echo_port, limited_port)
-    client_output = copas_loop.run_process(command, 60)
+    -- Each fuzz round may wait up to 0.2 s for an answer that never comes, twice.
+    local fuzz_rounds = tonumber(os.getenv('FUZZ_ROUNDS')) or 150
+    client_output = copas_loop.run_process(command, 60 + fuzz_rounds * 0.5)
     for _, server in ipairs(servers) do
       server:close()
     end
