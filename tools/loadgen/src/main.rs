@@ -4,15 +4,21 @@
 //! prints `open N` once all are open, holds them idle for SECONDS, then checks that each
 //! still echoes one message and prints `echoed N`.
 //!
-//! `loadgen echo URL COUNT SIZE`: one connection sends COUNT text messages of SIZE bytes,
-//! one at a time, each after the previous one's echo; prints messages per second and the
-//! median and 99th percentile round trip in microseconds.
+//! `loadgen echo URL COUNT SIZE [binary]`: one connection sends COUNT messages of SIZE bytes
+//! (text, or binary), one at a time, each after the previous one's echo; prints messages
+//! and megabytes per second and the median and 99th percentile round trip in microseconds.
+//!
+//! `loadgen many URL CONNECTIONS COUNT SIZE`: CONNECTIONS connections each echo COUNT text
+//! messages of SIZE bytes one at a time, all at once; prints the total messages per second.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use std::time::Instant;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -30,9 +36,20 @@ async fn main() -> Result<(), Failure> {
             let url = args.get(2).ok_or("URL missing")?;
             let count: usize = args.get(3).ok_or("COUNT missing")?.parse()?;
             let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
-            echo(url, count, size).await
+            let binary = args.get(5).is_some_and(|kind| kind == "binary");
+            echo(url, count, size, binary).await
         }
-        _ => Err("usage: loadgen idle URL N SECONDS | loadgen echo URL COUNT SIZE".into()),
+        Some("many") => {
+            let url = args.get(2).ok_or("URL missing")?;
+            let connections: usize = args.get(3).ok_or("CONNECTIONS missing")?.parse()?;
+            let count: usize = args.get(4).ok_or("COUNT missing")?.parse()?;
+            let size: usize = args.get(5).ok_or("SIZE missing")?.parse()?;
+            many(url, connections, count, size).await
+        }
+        _ => Err(
+            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | many URL CONNECTIONS COUNT SIZE"
+                .into(),
+        ),
     }
 }
 
@@ -65,30 +82,83 @@ async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn echo(url: &str, count: usize, size: usize) -> Result<(), Failure> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    let payload = "x".repeat(size);
+async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), Failure> {
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+    let payload = Bytes::from("x".repeat(size));
     let mut round_trips = Vec::with_capacity(count);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     for _ in 0..count {
-        let sent = std::time::Instant::now();
-        ws.send(Message::text(payload.as_str())).await?;
+        let sent = Instant::now();
+        let message = if binary {
+            Message::Binary(payload.clone())
+        } else {
+            Message::Text(Utf8Bytes::try_from(payload.clone())?)
+        };
+        ws.send(message).await?;
         match ws.next().await {
             Some(Ok(Message::Text(echoed))) if echoed.len() == size => {}
+            Some(Ok(Message::Binary(echoed))) if echoed.len() == size => {}
             other => return Err(format!("unexpected answer: {other:?}").into()),
         }
         round_trips.push(sent.elapsed());
     }
-    let elapsed = started.elapsed();
+    let elapsed = started.elapsed().as_secs_f64();
     round_trips.sort();
     let percentile =
         |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
     println!(
-        "messages/s {:.0} median_us {} p99_us {}",
-        count as f64 / elapsed.as_secs_f64(),
+        "messages/s {:.0} MB/s {:.1} median_us {} p99_us {}",
+        count as f64 / elapsed,
+        // Both directions carry the payload.
+        (2 * count * size) as f64 / elapsed / 1e6,
         percentile(50).as_micros(),
         percentile(99).as_micros()
     );
     ws.close(None).await?;
+    Ok(())
+}
+
+async fn many(url: &str, connections: usize, count: usize, size: usize) -> Result<(), Failure> {
+    let gate = std::rc::Rc::new(Semaphore::new(200));
+    let mut opening = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let gate = gate.clone();
+        let url = url.to_string();
+        opening.push(async move {
+            let _permit = gate.acquire().await?;
+            let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+            Ok::<_, Failure>(ws)
+        });
+    }
+    let mut open = Vec::with_capacity(connections);
+    for result in futures_util::future::join_all(opening).await {
+        open.push(result?);
+    }
+    let payload = Utf8Bytes::from("x".repeat(size));
+    let started = Instant::now();
+    let echoing = open.into_iter().map(|mut ws| {
+        let payload = payload.clone();
+        async move {
+            for _ in 0..count {
+                ws.send(Message::Text(payload.clone())).await?;
+                match ws.next().await {
+                    Some(Ok(Message::Text(_))) => {}
+                    other => {
+                        return Err::<_, Failure>(format!("unexpected answer: {other:?}").into())
+                    }
+                }
+            }
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+    });
+    for result in futures_util::future::join_all(echoing).await {
+        result?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!("messages/s {:.0}", (connections * count) as f64 / elapsed);
     Ok(())
 }

@@ -1,0 +1,86 @@
+"""Writes bench/RESULTS.md from bench/run.sh's measurements.
+
+usage: report.py RESULTS_TSV IDLE_OUTPUT
+
+RESULTS_TSV has one line per measurement: workload, peer, unit, the rounds' values (space
+separated, or `failed`). Every row gets its median, its spread and its ratio to plain
+tokio-tungstenite on the same workload, measured in the same run.
+"""
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+PLAIN = "tokio-tungstenite (plain Rust)"
+
+
+def command_output(*command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return "not found"
+
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    memory_kib = next(int(line.split()[1]) for line in open("/proc/meminfo")
+                      if line.startswith("MemTotal"))
+    luas = "; ".join(command_output(lua, "-v") or lua for lua in ("lua5.1", "lua5.4", "luajit"))
+    return [
+        f"- CPU: {model}, {os.cpu_count()} cores; memory {memory_kib / 1048576:.0f} GiB",
+        f"- kernel: {platform.release()}; {command_output('rustc', '--version')}",
+        f"- Lua: {luas}",
+    ]
+
+
+def read_results(path):
+    rows = []
+    for line in open(path):
+        workload, peer, unit, values = line.rstrip("\n").split("\t")
+        numbers = [float(v) for v in values.split() if v != "failed"]
+        rows.append((workload, peer, unit, numbers, values.count("failed")))
+    return rows
+
+
+def main(results_path, idle_path):
+    rows = read_results(results_path)
+    plain = {workload: statistics.median(numbers)
+             for workload, peer, _, numbers, _ in rows if peer == PLAIN and numbers}
+    lines = ["# Benchmark results", "",
+             "Written by `bash bench/run.sh` (with `LUA_WEBSOCKETS_DIR` set to a checkout of",
+             "lua-websockets to include it). Three rounds per row; median, spread (min to max)",
+             "and the ratio of the median to plain tokio-tungstenite on the same workload, in",
+             "the same run. Single-connection workloads pin the server and the load generator",
+             "to core 0; many-connection workloads run the load on core 1.", "",
+             "## Machine", ""] + machine() + ["", "## Results", "",
+             "| workload | peer | median | spread | unit | ratio to plain Rust |",
+             "|---|---|---|---|---|---|"]
+    for workload, peer, unit, numbers, failed in rows:
+        if numbers:
+            median = statistics.median(numbers)
+            spread = f"{min(numbers):,.0f}–{max(numbers):,.0f}"
+            ratio = f"{median / plain[workload]:.2f}" if workload in plain else ""
+            median_text = f"{median:,.1f}" if median < 100 else f"{median:,.0f}"
+        else:
+            median_text, spread, ratio = "failed", "", ""
+        if failed and numbers:
+            spread += f" ({failed} failed)"
+        lines.append(f"| {workload} | {peer} | {median_text} | {spread} | {unit} | {ratio} |")
+    lines += ["", "## 10,000 idle connections (copas server, Lua 5.4)", "", "```"]
+    lines += [line for line in open(idle_path).read().splitlines() if not line.startswith("==")]
+    lines += ["```", "", "## Commands", "",
+              "- servers: `taskset -c 0 loadgen echo URL 20000 16` (and 1024), "
+              "`loadgen echo URL 50 1048576 binary`, `loadgen echo URL 5 16777216 binary`, "
+              "`taskset -c 1 loadgen many URL 100 200 64`, `loadgen many URL 1000 50 64`",
+              "- copas servers: `examples/echo-server-copas.lua`; plain Rust: `tools/testpeer`",
+              "- sync clients: `taskset -c 0 lua bench/sync-client.lua URL 20000 1024` and "
+              "`URL 50 1048576 binary`; plain Rust client: `loadgen echo` with the same counts",
+              "- idle: `bash bench/idle-connections.sh`", ""]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

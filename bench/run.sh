@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The benchmark (not a test): every workload against every peer, three rounds each, written
+# to bench/RESULTS.md as medians and spreads, with ratios to plain tokio-tungstenite
+# measured in the same run. LUA_WEBSOCKETS_DIR, when set to a checkout of lua-websockets
+# (never committed), adds it on Lua 5.1 and LuaJIT (it needs `bit`, which 5.4 lacks).
+#
+#   bash bench/run.sh
+#   LUA_WEBSOCKETS_DIR=/tmp/lua-websockets bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+ROUNDS=${ROUNDS:-3}
+LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
+
+ensure_system_packages
+ensure_rust
+mkdir -p build/run
+for lua in $LUAS; do install_rock "$lua"; done
+cargo build --locked --release -q -p loadgen -p testpeer
+[ -n "${LUA_WEBSOCKETS_DIR:-}" ] && ! dpkg -s lua-bitop >/dev/null 2>&1 && \
+  { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq lua-bitop >/dev/null || true; }
+
+results=build/run/bench-results.tsv
+: >"$results"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
+
+# Lua environment for a peer: ours from its rock tree, or lua-websockets from its checkout.
+lua_env() {
+  case $1 in
+    lua-websockets/*)
+      export LUA_PATH="$LUA_WEBSOCKETS_DIR/src/?.lua;;" LUA_CPATH=";;"
+      unset LUA_PATH_5_4 LUA_CPATH_5_4 ;;
+    *) use_rock "${1#*/}" ;;
+  esac
+}
+
+# One measurement: median and spread over ROUNDS of `command`'s field `field`.
+measure() {
+  local workload=$1 peer=$2 field=$3
+  shift 3
+  local values=() round output
+  for round in $(seq "$ROUNDS"); do
+    if output=$("$@" 2>&1); then
+      values+=("$(awk -v f="$field" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' <<<"$output")")
+    else
+      values+=("failed")
+    fi
+  done
+  printf '%s\t%s\t%s\t%s\n' "$workload" "$peer" "$field" "${values[*]}" | tee -a "$results"
+}
+
+server_workloads() {
+  local peer=$1 url=$2 pin=$3
+  measure "echo 16 B" "$peer" messages/s taskset -c "$pin" target/release/loadgen echo "$url" 20000 16
+  measure "echo 1 KiB" "$peer" messages/s taskset -c "$pin" target/release/loadgen echo "$url" 20000 1024
+  measure "binary echo 1 MiB" "$peer" MB/s taskset -c "$pin" target/release/loadgen echo "$url" 50 1048576 binary
+  measure "binary echo 16 MiB" "$peer" MB/s taskset -c "$pin" target/release/loadgen echo "$url" 5 16777216 binary
+  measure "100 connections x 64 B" "$peer" messages/s taskset -c 1 target/release/loadgen many "$url" 100 200 64
+  measure "1,000 connections x 64 B" "$peer" messages/s taskset -c 1 target/release/loadgen many "$url" 1000 50 64
+}
+
+# Servers: single-connection workloads share core 0 with the server, as in
+# shared/design/hot-path.md; many-connection workloads run the load on core 1.
+port=$(free_port)
+rm -f build/run/bench-plain.ports
+taskset -c 0 target/release/testpeer build/run/bench-plain.ports >/dev/null 2>&1 &
+pids+=($!)
+until [ -s build/run/bench-plain.ports ]; do sleep 0.1; done
+plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain.ports)/echo"
+server_workloads "tokio-tungstenite (plain Rust)" "$plain_url" 0
+
+peers=()
+for lua in $LUAS; do peers+=("lua-websockets-rs/$lua"); done
+if [ -n "${LUA_WEBSOCKETS_DIR:-}" ]; then
+  for lua in $LUAS; do [ "$lua" != lua5.4 ] && peers+=("lua-websockets/$lua"); done
+fi
+for peer in "${peers[@]}"; do
+  lua=${peer#*/}
+  port=$(free_port)
+  (lua_env "$peer"; exec taskset -c 0 "$lua" examples/echo-server-copas.lua "$port" >/dev/null 2>&1) &
+  server=$!
+  wait_port "$port"
+  server_workloads "$peer copas server" "ws://127.0.0.1:$port/" 0
+  kill "$server" 2>/dev/null || true
+done
+
+# Clients, all against the plain tokio-tungstenite server.
+measure "client echo 1 KiB" "tokio-tungstenite (plain Rust)" messages/s taskset -c 0 target/release/loadgen echo "$plain_url" 20000 1024
+measure "client echo 1 MiB" "tokio-tungstenite (plain Rust)" MB/s taskset -c 0 target/release/loadgen echo "$plain_url" 50 1048576 binary
+for peer in "${peers[@]}"; do
+  lua=${peer#*/}
+  measure "client echo 1 KiB" "$peer sync client" messages/s \
+    bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/sync-client.lua $plain_url 20000 1024"
+  measure "client echo 1 MiB" "$peer sync client" MB/s \
+    bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/sync-client.lua $plain_url 50 1048576 binary"
+done
+
+bash bench/idle-connections.sh >build/run/bench-idle.txt 2>&1 || true
+python3 bench/report.py "$results" build/run/bench-idle.txt >bench/RESULTS.md
+echo "wrote bench/RESULTS.md"
