@@ -18,7 +18,9 @@ PLAIN = "tokio-tungstenite (plain Rust)"
 
 def command_output(*command):
     try:
-        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()
+        # Lua 5.1 prints its version on stderr.
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        return (done.stdout or done.stderr).strip()
     except OSError:
         return "not found"
 

@@ -31,6 +31,11 @@ pub trait BackgroundWork {
     fn advance(&mut self) -> bool;
 }
 
+/// tokio rounds timer deadlines up to the next millisecond and fires them only when its
+/// reactor turns: the doorbell rings this much later, so that the step it causes finds
+/// tokio's timers at the same deadline expired too.
+const TOKIO_TIMER_SLACK: Duration = Duration::from_millis(2);
+
 /// A deadline registered with `raise_at`, for cancelling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DeadlineId(Instant, u64);
@@ -118,7 +123,9 @@ impl Core {
         let id = DeadlineId(deadline, self.next_deadline_id.get());
         self.next_deadline_id.set(id.1.wrapping_add(1));
         self.deadlines.borrow_mut().insert(id, readiness.clone());
-        self.doorbell.borrow_mut().ring_at(deadline);
+        self.doorbell
+            .borrow_mut()
+            .ring_at(deadline + TOKIO_TIMER_SLACK);
         id
     }
 
@@ -171,7 +178,9 @@ impl Core {
         let mut deadlines = self.deadlines.borrow_mut();
         while let Some(entry) = deadlines.first_entry() {
             if entry.key().0 > now {
-                self.doorbell.borrow_mut().ring_at(entry.key().0);
+                self.doorbell
+                    .borrow_mut()
+                    .ring_at(entry.key().0 + TOKIO_TIMER_SLACK);
                 break;
             }
             entry.remove().raise();
