@@ -33,6 +33,7 @@ build = {
       ["websocket.client"] = "lua/websocket/client.lua",
       ["websocket.client_sync"] = "lua/websocket/client_sync.lua",
       ["websocket.client_copas"] = "lua/websocket/client_copas.lua",
+      ["websocket.client_object"] = "lua/websocket/client_object.lua",
       ["websocket.client_nonblocking"] = "lua/websocket/client_nonblocking.lua",
       ["websocket.results"] = "lua/websocket/results.lua",
       ["websocket.server"] = "lua/websocket/server.lua",

@@ -9,15 +9,7 @@ local process = require'spec.support.process'
 
 local CLIENT = 'spec/peers/conformance_client.py'
 
-local function echo_handler(ws)
-  while true do
-    local message, opcode = ws:receive()
-    if not message then
-      return
-    end
-    ws:send(message, opcode)
-  end
-end
+local echo_handler = require'spec.support.handlers'.echo
 
 local function case_names()
   local listing = assert(io.popen(peers.python_interpreter() .. ' ' .. CLIENT .. ' --list'))

@@ -6,15 +6,7 @@ local copas_loop = require'spec.support.copas_loop'
 local peers = require'spec.support.peers'
 local process = require'spec.support.process'
 
-local function echo_handler(ws)
-  while true do
-    local message, opcode = ws:receive()
-    if not message then
-      return
-    end
-    ws:send(message, opcode)
-  end
-end
+local echo_handler = require'spec.support.handlers'.echo
 
 --- Serves an echo server from copas while `command_for(url)` runs; returns its output lines.
 local function serve_while_running(command_for)

@@ -10,15 +10,7 @@ local process = require'spec.support.process'
 
 local run = copas_loop.run
 
-local function echo_handler(ws)
-  while true do
-    local message, opcode = ws:receive()
-    if not message then
-      return
-    end
-    ws:send(message, opcode)
-  end
-end
+local echo_handler = require'spec.support.handlers'.echo
 
 --- A server on a free port with `config`'s handlers; returns it, its URL and its errors.
 local function start_server(config)

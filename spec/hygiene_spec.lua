@@ -12,15 +12,7 @@ local process = require'spec.support.process'
 local LONG = os.getenv('WS_TEST_LONG') == '1'
 local CYCLES = LONG and 10000 or 500
 
-local function echo_handler(ws)
-  while true do
-    local message, opcode = ws:receive()
-    if not message then
-      return
-    end
-    ws:send(message, opcode)
-  end
-end
+local echo_handler = require'spec.support.handlers'.echo
 
 --- Lets finished work end: connections still closing in the background (from earlier
 -- specs) finish while copas steps, and collected clients release their sockets.
@@ -79,14 +71,15 @@ describe('resource hygiene', function()
   end)
 
   it('collects OPEN copas clients and closes their sockets', function()
-    settle()
-    local before = process.open_fds()
-    for _ = 1, 20 do
+    local prefix = 'copas-collected-' .. tostring(os.time()) .. '-' .. tostring(math.random(1e9))
+    for index = 1, 20 do
       local client = websocket.client.copas({ timeout = 5 })
-      assert(client:connect(peers.rust('/echo')))
+      assert(client:connect(peers.rust('/track/' .. prefix .. index)))
     end
     settle()
-    assert.are.equal(before, process.open_fds())
+    for index = 1, 20 do
+      assert.is_true(peers.rust_saw_close(prefix .. index), 'client ' .. index .. ' still open')
+    end
   end)
 end)
 

@@ -3,6 +3,7 @@
 -- when called outside any coroutine) until the core has news for this connection.
 
 local native = require'websocket_native'
+local client_object = require'websocket.client_object'
 local wait_module = require'websocket.wait'
 local results = require'websocket.results'
 
@@ -16,8 +17,8 @@ local now = wait_module.now
 -- How long close waits for the peer's close frame when no timeout was set.
 local DEFAULT_CLOSE_WAIT = 3
 
--- Fields under keys no program can name or collide with.
-local HANDLE = {}
+local HANDLE = client_object.HANDLE
+-- The timeout sits under a key no program can name, like the handle.
 local TIMEOUT = {}
 
 local function deadline_of(client, default)
@@ -97,38 +98,26 @@ function methods:close(code, reason)
   return was_clean, close_code, close_reason
 end
 
-local client_metatable = {
-  __index = function(client, key)
-    if key == 'state' then
-      return client[HANDLE]:state()
-    end
-    return methods[key]
-  end,
-}
+local client_metatable = client_object.metatable(methods)
+-- One metatable per table of extra methods (the server has one per protocol group).
+local metatables_with_extras = setmetatable({}, { __mode = 'k' })
 
-local client_nonblocking = {}
+local client_nonblocking = {
+  handle_of = client_object.handle_of,
+}
 
 --- A client object over `handle`, with `opts.timeout`; `extra_methods` (optional) are
 -- found before the client methods (the server adds `broadcast` and hides `connect`).
 function client_nonblocking.wrap(handle, timeout, extra_methods)
-  local client = { [HANDLE] = handle, [TIMEOUT] = timeout }
-  if not extra_methods then
-    return setmetatable(client, client_metatable)
+  local metatable = client_metatable
+  if extra_methods then
+    metatable = metatables_with_extras[extra_methods]
+    if not metatable then
+      metatable = client_object.metatable(extra_methods, methods)
+      metatables_with_extras[extra_methods] = metatable
+    end
   end
-  return setmetatable(client, {
-    __index = function(self, key)
-      local extra = extra_methods[key]
-      if extra ~= nil then
-        return extra or nil
-      end
-      return client_metatable.__index(self, key)
-    end,
-  })
-end
-
---- The native handle under a client object.
-function client_nonblocking.handle_of(client)
-  return client[HANDLE]
+  return client_object.new(handle, metatable, { [TIMEOUT] = timeout })
 end
 
 return client_nonblocking

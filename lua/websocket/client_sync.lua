@@ -1,16 +1,14 @@
 --- `websocket.client.sync(opts)`: a client whose calls block until done.
--- The native core does all the work; this file gives it lua-websockets' shape: a table per
--- client (so programs may keep their own fields on it) with a live `state` field.
+-- The native core does all the work; this file gives it lua-websockets' return values.
 
 local native = require'websocket_native'
+local client_object = require'websocket.client_object'
 local results = require'websocket.results'
 
 local error = error
-local setmetatable = setmetatable
 local raise_bad_argument = results.raise_bad_argument
 
--- The native handle sits under a key no program can name or collide with.
-local HANDLE = {}
+local HANDLE = client_object.HANDLE
 
 local methods = {}
 
@@ -38,19 +36,12 @@ function methods:close(code, reason)
   return was_clean, close_code, close_reason
 end
 
-local client_metatable = {
-  __index = function(client, key)
-    if key == 'state' then
-      return client[HANDLE]:state()
-    end
-    return methods[key]
-  end,
-}
+local client_metatable = client_object.metatable(methods)
 
 return function(opts)
   local handle, message = native.sync_client(opts)
   if handle == false then
     error(message, 2)
   end
-  return setmetatable({ [HANDLE] = handle }, client_metatable)
+  return client_object.new(handle, client_metatable)
 end

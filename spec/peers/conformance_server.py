@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 
-TEXT, BINARY, CLOSE, PING, PONG, CONTINUATION = 1, 2, 8, 9, 10, 0
+from frames import BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, close_payload, frame
+
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 verdicts = {}
@@ -26,26 +27,6 @@ verdicts_lock = threading.Lock()
 
 class Failure(Exception):
     pass
-
-
-def frame(opcode, payload=b"", fin=True, rsv=0, masked=False):
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    length = len(payload)
-    mask_bit = 0x80 if masked else 0
-    if length < 126:
-        header = bytes([first, mask_bit | length])
-    elif length < 65536:
-        header = bytes([first, mask_bit | 126]) + struct.pack("!H", length)
-    else:
-        header = bytes([first, mask_bit | 127]) + struct.pack("!Q", length)
-    if not masked:
-        return header + payload
-    key = b"\x01\x02\x03\x04"
-    return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def close_payload(code, reason=b""):
-    return struct.pack("!H", code) + reason
 
 
 class Peer:
@@ -84,7 +65,7 @@ class Peer:
         # Complete the close handshake, as RFC 6455 5.5.1 asks; a client that failed the
         # connection may have hung up already.
         try:
-            self.send(frame(CLOSE, data[:2]))
+            self.send(server_frame(CLOSE, data[:2]))
         except OSError:
             pass
 
@@ -102,6 +83,11 @@ def case(function):
     return function
 
 
+def server_frame(opcode, payload=b"", fin=True, rsv=0):
+    """A frame as a server sends it: unmasked."""
+    return frame(opcode, payload, fin=fin, rsv=rsv, masked=False)
+
+
 def failing_case(name, expected_code, *frames):
     def run(peer):
         peer.send(*frames)
@@ -110,46 +96,47 @@ def failing_case(name, expected_code, *frames):
     return case(run)
 
 
-failing_case("masked_server_frame", 1002, frame(TEXT, b"masked", masked=True))
-failing_case("invalid_utf8_text", 1007, frame(TEXT, b"bad \xff"))
+# frame() masks, as only a client may.
+failing_case("masked_server_frame", 1002, frame(TEXT, b"masked"))
+failing_case("invalid_utf8_text", 1007, server_frame(TEXT, b"bad \xff"))
 failing_case("invalid_utf8_in_a_later_fragment", 1007,
-             frame(TEXT, b"ok ", fin=False), frame(CONTINUATION, b"\xc3\x28"))
-failing_case("reserved_bits", 1002, frame(TEXT, b"rsv", rsv=2))
-failing_case("reserved_opcode", 1002, frame(5, b"what"))
-failing_case("ping_over_125_bytes", 1002, frame(PING, b"x" * 126))
-failing_case("fragmented_ping", 1002, frame(PING, b"half", fin=False))
-failing_case("continuation_without_start", 1002, frame(CONTINUATION, b"orphan"))
+             server_frame(TEXT, b"ok ", fin=False), server_frame(CONTINUATION, b"\xc3\x28"))
+failing_case("reserved_bits", 1002, server_frame(TEXT, b"rsv", rsv=2))
+failing_case("reserved_opcode", 1002, server_frame(5, b"what"))
+failing_case("ping_over_125_bytes", 1002, server_frame(PING, b"x" * 126))
+failing_case("fragmented_ping", 1002, server_frame(PING, b"half", fin=False))
+failing_case("continuation_without_start", 1002, server_frame(CONTINUATION, b"orphan"))
 failing_case("new_message_inside_fragmented_one", 1002,
-             frame(TEXT, b"start", fin=False), frame(BINARY, b"restart"))
-failing_case("close_with_reserved_code", 1002, frame(CLOSE, close_payload(1005)))
-failing_case("close_with_one_byte_payload", 1002, frame(CLOSE, b"\x03"))
-failing_case("message_over_the_client_limit", 1009, frame(BINARY, b"x" * 1025))
+             server_frame(TEXT, b"start", fin=False), server_frame(BINARY, b"restart"))
+failing_case("close_with_reserved_code", 1002, server_frame(CLOSE, close_payload(1005)))
+failing_case("close_with_one_byte_payload", 1002, server_frame(CLOSE, b"\x03"))
+failing_case("message_over_the_client_limit", 1009, server_frame(BINARY, b"x" * 1025))
 
 
 @case
 def ping_then_message(peer):
-    peer.send(frame(PING, bytes(range(125))))
+    peer.send(server_frame(PING, bytes(range(125))))
     peer.expect_pong(bytes(range(125)))
-    peer.send(frame(TEXT, b"after the ping"))
+    peer.send(server_frame(TEXT, b"after the ping"))
     peer.expect_close(1000)
 
 
 @case
 def unsolicited_pong_then_message(peer):
-    peer.send(frame(PONG, b"nobody asked"), frame(TEXT, b"after the pong"))
+    peer.send(server_frame(PONG, b"nobody asked"), server_frame(TEXT, b"after the pong"))
     peer.expect_close(1000)
 
 
 @case
 def fragments_around_a_ping(peer):
-    peer.send(frame(TEXT, b"one ", fin=False), frame(PING, b"mid"), frame(CONTINUATION, b"two"))
+    peer.send(server_frame(TEXT, b"one ", fin=False), server_frame(PING, b"mid"), server_frame(CONTINUATION, b"two"))
     peer.expect_pong(b"mid")
     peer.expect_close(1000)
 
 
 @case
 def server_close_is_echoed(peer):
-    peer.send(frame(CLOSE, close_payload(4000, b"server done")))
+    peer.send(server_frame(CLOSE, close_payload(4000, b"server done")))
     peer.expect_close(4000)
 
 
@@ -180,7 +167,7 @@ class Handler(socketserver.StreamRequestHandler):
                         verdict = verdicts.pop(name)
                         break
                 time.sleep(0.01)
-            peer.send(frame(TEXT, verdict.encode()), frame(CLOSE, close_payload(1000)))
+            peer.send(server_frame(TEXT, verdict.encode()), server_frame(CLOSE, close_payload(1000)))
             return
         try:
             CASES[name](peer)

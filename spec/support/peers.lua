@@ -33,6 +33,24 @@ function peers.rust_ipv6(path)
   return 'ws://[::1]:' .. port .. (path or '/echo')
 end
 
+--- Whether the tokio-tungstenite peer has seen its `/track/<name>` connection's socket
+-- close, asking up to `attempts` times (default 50, 50 ms apart).
+function peers.rust_saw_close(name, attempts)
+  local websocket = require'websocket'
+  local socket = require'socket'
+  for _ = 1, attempts or 50 do
+    local probe = websocket.client.sync({ timeout = 5 })
+    assert(probe:connect(peers.rust('/closed/' .. name)))
+    local answer = probe:receive()
+    probe:close()
+    if answer == 'yes' then
+      return true
+    end
+    socket.sleep(0.05)
+  end
+  return false
+end
+
 --- A port that accepts TCP connections and never answers.
 function peers.silent()
   return 'ws://127.0.0.1:' .. required_env('WS_TEST_SILENT_PORT') .. '/'

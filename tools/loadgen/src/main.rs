@@ -53,22 +53,28 @@ async fn main() -> Result<(), Failure> {
     }
 }
 
-async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
+type Connection =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `count` connections to `url`, at most 200 handshakes at a time.
+async fn open_connections(url: &str, count: usize) -> Result<Vec<Connection>, Failure> {
     let gate = std::rc::Rc::new(Semaphore::new(200));
-    let mut opening = Vec::with_capacity(count);
-    for _ in 0..count {
+    let opening = (0..count).map(|_| {
         let gate = gate.clone();
-        let url = url.to_string();
-        opening.push(async move {
+        async move {
             let _permit = gate.acquire().await?;
             let (ws, _) = tokio_tungstenite::connect_async(url).await?;
             Ok::<_, Failure>(ws)
-        });
-    }
-    let mut open = Vec::with_capacity(count);
-    for result in futures_util::future::join_all(opening).await {
-        open.push(result?);
-    }
+        }
+    });
+    futures_util::future::join_all(opening)
+        .await
+        .into_iter()
+        .collect()
+}
+
+async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
+    let mut open = open_connections(url, count).await?;
     println!("open {}", open.len());
     tokio::time::sleep(hold).await;
     // One by one, each echo costs the copas server a step over all its waiting connections,
@@ -126,21 +132,7 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
 }
 
 async fn many(url: &str, connections: usize, count: usize, size: usize) -> Result<(), Failure> {
-    let gate = std::rc::Rc::new(Semaphore::new(200));
-    let mut opening = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let gate = gate.clone();
-        let url = url.to_string();
-        opening.push(async move {
-            let _permit = gate.acquire().await?;
-            let (ws, _) = tokio_tungstenite::connect_async(url).await?;
-            Ok::<_, Failure>(ws)
-        });
-    }
-    let mut open = Vec::with_capacity(connections);
-    for result in futures_util::future::join_all(opening).await {
-        open.push(result?);
-    }
+    let open = open_connections(url, connections).await?;
     let payload = Utf8Bytes::from("x".repeat(size));
     let started = Instant::now();
     let echoing = open.into_iter().map(|mut ws| {

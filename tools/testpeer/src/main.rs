@@ -14,6 +14,8 @@
 //! | `/status/<code>` | refuses the handshake with that HTTP status |
 //! | `/drop` | drops the TCP connection without a close frame |
 //! | `/stall` | never reads again, so the client's writes back up |
+//! | `/track/<name>` | echoes, and remembers when this connection's socket closes |
+//! | `/closed/<name>` | sends `yes` once the `/track/<name>` connection has closed, else `no` |
 //!
 //! Offered subprotocols: the first of `echo`, `chat`, `superchat` that the client offers is
 //! selected. Ports are written to the file given as the first argument (`name=port` lines):
@@ -38,6 +40,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 const SUPPORTED_PROTOCOLS: [&str; 3] = ["echo", "chat", "superchat"];
+
+thread_local! {
+    /// Names of `/track/<name>` connections whose sockets have closed.
+    static CLOSED_TRACKS: std::cell::RefCell<std::collections::HashSet<String>> =
+        Default::default();
+}
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -227,6 +235,16 @@ async fn behave<S: AsyncRead + AsyncWrite + Unpin>(
         }
         (Some("drop"), _, _) => return Ok(()),
         (Some("stall"), _, _) => std::future::pending::<()>().await,
+        (Some("track"), Some(name), _) => {
+            let ended = echo(ws).await;
+            CLOSED_TRACKS.with(|closed| closed.borrow_mut().insert(name.to_string()));
+            return ended;
+        }
+        (Some("closed"), Some(name), _) => {
+            let closed = CLOSED_TRACKS.with(|closed| closed.borrow().contains(name));
+            ws.send(Message::text(if closed { "yes" } else { "no" }))
+                .await?;
+        }
         _ => {}
     }
     echo(ws).await
