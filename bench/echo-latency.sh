@@ -11,14 +11,10 @@ LUA=${LUA:-lua5.4}
 COUNT=${COUNT:-50000}
 SIZE=${SIZE:-16}
 
-ensure_system_packages
-ensure_rust
-mkdir -p build/run
-install_rock "$LUA"
-use_rock "$LUA"
+prepare_lua "$LUA"
 cargo build --locked --release -q -p loadgen -p testpeer
 
-port=$("$LUA" -e "local s = require'socket'.bind('127.0.0.1', 0) local _, p = s:getsockname() print(p)")
+port=$(free_port)
 taskset -c 0 "$LUA" examples/echo-server-copas.lua "$port" >build/run/bench-server.log 2>&1 &
 copas_server=$!
 rm -f build/run/bench-plain.ports

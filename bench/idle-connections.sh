@@ -10,16 +10,12 @@ LUA=${LUA:-lua5.4}
 CONNECTIONS=${CONNECTIONS:-10000}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 
-ensure_system_packages
-ensure_rust
-mkdir -p build/run
-install_rock "$LUA"
-use_rock "$LUA"
+prepare_lua "$LUA"
 cargo build --locked --release -q -p loadgen
 # One descriptor per connection on each side, plus some.
 ulimit -n "$(ulimit -Hn)"
 
-port=$("$LUA" -e "local s = require'socket'.bind('127.0.0.1', 0) local _, p = s:getsockname() print(p)")
+port=$(free_port)
 "$LUA" examples/echo-server-copas.lua "$port" >build/run/bench-server.log 2>&1 &
 server=$!
 trap 'kill $server $client 2>/dev/null || true' EXIT

@@ -25,7 +25,6 @@ results=build/run/bench-results.tsv
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
 # Lua environment for a peer: ours from its rock tree, or lua-websockets from its checkout.

@@ -7,13 +7,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
 LUA=${LUA:-lua5.4}
 
-ensure_system_packages
-ensure_rust
-mkdir -p build/run
-install_rock "$LUA"
-use_rock "$LUA"
+prepare_lua "$LUA"
 
-port=$("$LUA" -e "local s = require'socket'.bind('127.0.0.1', 0) local _, p = s:getsockname() print(p)")
+port=$(free_port)
 "$LUA" examples/echo-server-copas.lua "$port" >build/run/demo-server.log 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

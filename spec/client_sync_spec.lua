@@ -2,14 +2,12 @@
 -- shape, connect results and errors, timeouts, states, argument errors, headers, GC.
 
 local websocket = require'websocket'
+local clients = require'spec.support.clients'
 local peers = require'spec.support.peers'
 local process = require'spec.support.process'
 
 local function connected_client(url, opts)
-  local client = websocket.client.sync(opts or { timeout = 10 })
-  local ok, err = client:connect(url)
-  assert.is_true(ok, err)
-  return client
+  return clients.connected('sync', url, nil, opts)
 end
 
 describe('the websocket module', function()

@@ -4,6 +4,7 @@
 local copas = require'copas'
 local socket = require'socket'
 local websocket = require'websocket'
+local clients = require'spec.support.clients'
 local copas_loop = require'spec.support.copas_loop'
 local peers = require'spec.support.peers'
 local process = require'spec.support.process'
@@ -35,10 +36,7 @@ local function raw_connection(port)
 end
 
 local function copas_client(url, protocol)
-  local client = websocket.client.copas({ timeout = 5 })
-  local ok, err = client:connect(url, protocol)
-  assert.is_true(ok, err)
-  return client
+  return clients.connected('copas', url, protocol, { timeout = 5 })
 end
 
 describe('copas server and copas client in one loop', function()

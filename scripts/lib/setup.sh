@@ -77,6 +77,21 @@ install_rock() {
   }
 }
 
+# Everything a demo or benchmark on <lua> needs: packages, Rust, the rock built, installed
+# and on LUA_PATH/LUA_CPATH.
+prepare_lua() {
+  ensure_system_packages
+  ensure_rust
+  mkdir -p build/run
+  install_rock "$1"
+  use_rock "$1"
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # LUA_PATH / LUA_CPATH that find the rock installed for <lua>, then the system's modules.
 use_rock() {
   local lua=$1

@@ -4,6 +4,7 @@
 
 local assert = require'luassert'
 local websocket = require'websocket'
+local clients = require'spec.support.clients'
 
 local ipairs = ipairs
 local string = string
@@ -19,10 +20,7 @@ local function text_of_size(size)
 end
 
 local function connected_client(url, protocol)
-  local client = websocket.client.sync({ timeout = 10 })
-  local ok, err = client:connect(url, protocol)
-  assert.is_true(ok, err)
-  return client
+  return clients.connected('sync', url, protocol)
 end
 
 local function assert_echoes(client, message, opcode)
