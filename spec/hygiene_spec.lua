@@ -16,6 +16,10 @@ local echo_handler = require'spec.support.handlers'.echo
 
 --- Lets finished work end: connections still closing in the background (from earlier
 -- specs) finish while copas steps, and collected clients release their sockets.
+-- A leak grows with the cycles (hundreds of descriptors over the measured half); one opened
+-- once by something else in this shared busted process is not one, so allow a couple.
+local MAX_DESCRIPTOR_GROWTH = 2
+
 local function settle()
   copas_loop.step_until(function() return not require'websocket_native'.busy() end, 5)
   collectgarbage()
@@ -44,7 +48,7 @@ describe('resource hygiene', function()
       assert(client:close())
     end)
     print(('\nsync client, %d cycles: descriptors %+d, RSS %+d KiB'):format(CYCLES, fd_growth, rss_growth))
-    assert.are.equal(0, fd_growth)
+    assert.is_true(fd_growth <= MAX_DESCRIPTOR_GROWTH, 'descriptors grew by ' .. fd_growth)
     assert.is_true(rss_growth < 2048, 'RSS grew by ' .. rss_growth .. ' KiB')
   end)
 
@@ -66,7 +70,7 @@ describe('resource hygiene', function()
     server:close()
     print(('\ncopas server and client, %d cycles: descriptors %+d, RSS %+d KiB')
       :format(CYCLES, fd_growth, rss_growth))
-    assert.are.equal(0, fd_growth)
+    assert.is_true(fd_growth <= MAX_DESCRIPTOR_GROWTH, 'descriptors grew by ' .. fd_growth)
     assert.is_true(rss_growth < 4096, 'RSS grew by ' .. rss_growth .. ' KiB')
   end)
 
