@@ -39,6 +39,7 @@ build = {
       ["websocket.server"] = "lua/websocket/server.lua",
       ["websocket.server_copas"] = "lua/websocket/server_copas.lua",
       ["websocket.wait"] = "lua/websocket/wait.lua",
+      ["websocket.pause"] = "lua/websocket/pause.lua",
     },
   },
 }

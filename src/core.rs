@@ -23,7 +23,7 @@ use mlua::Lua;
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
 use crate::doorbell::Doorbell;
-use crate::ready::Readiness;
+use crate::ready::{RaisedQueue, Readiness};
 
 /// Work the core advances on every step until it is finished.
 pub trait BackgroundWork {
@@ -50,6 +50,9 @@ pub struct Core {
     deadlines: RefCell<BTreeMap<DeadlineId, Readiness>>,
     next_deadline_id: Cell<u64>,
     background: RefCell<Vec<Rc<RefCell<dyn BackgroundWork>>>>,
+    /// Which handles' flags went up since Lua last asked (see ready.rs).
+    raised: RaisedQueue,
+    next_readiness_id: Cell<u64>,
 }
 
 impl Core {
@@ -72,6 +75,8 @@ impl Core {
             deadlines: RefCell::new(BTreeMap::new()),
             next_deadline_id: Cell::new(0),
             background: RefCell::new(Vec::new()),
+            raised: RaisedQueue::default(),
+            next_readiness_id: Cell::new(1),
         });
         lua.set_app_data(Rc::clone(&core));
         Ok(core)
@@ -113,9 +118,31 @@ impl Core {
         self.doorbell.borrow().fd()
     }
 
+    /// A descriptor that is never readable (see Doorbell::silent_fd).
+    pub fn silent_fd(&self) -> i32 {
+        self.doorbell.borrow().silent_fd()
+    }
+
     /// Makes the doorbell ring for `socket`'s events.
     pub fn watch(&self, socket: i32) -> std::io::Result<()> {
         self.doorbell.borrow().watch(socket)
+    }
+
+    /// A new handle's flag, with an id of its own, reporting to the raised queue.
+    pub fn readiness(&self) -> Readiness {
+        let id = self.next_readiness_id.get();
+        self.next_readiness_id.set(id.wrapping_add(1));
+        Readiness::new(id, self.raised.clone())
+    }
+
+    /// Whether some handle's flag went up since the last `take_raised`.
+    pub fn any_raised(&self) -> bool {
+        !self.raised.is_empty()
+    }
+
+    /// The ids of the flags that went up since the last call, oldest first.
+    pub fn take_raised(&self, into: &mut Vec<u64>) {
+        self.raised.take(into);
     }
 
     /// Raises `readiness` at `deadline`, ringing the doorbell then, unless cancelled first.

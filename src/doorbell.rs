@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub struct Doorbell {
     epoll: OwnedFd,
     timer: OwnedFd,
+    /// An epoll instance that watches nothing, so never becomes readable: copas 1.x selects
+    /// on it for objects that are ready anyway (lua/websocket/pause.lua).
+    silent: OwnedFd,
     /// The deadline the timer is armed for, if any.
     armed_for: Option<Instant>,
 }
@@ -30,9 +33,11 @@ impl Doorbell {
                 libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
             ))?
         };
+        let silent = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC))? };
         let doorbell = Doorbell {
             epoll,
             timer,
+            silent,
             armed_for: None,
         };
         doorbell.add(
@@ -46,6 +51,11 @@ impl Doorbell {
     /// The descriptor to wait on.
     pub fn fd(&self) -> RawFd {
         self.epoll.as_raw_fd()
+    }
+
+    /// A descriptor that is never readable.
+    pub fn silent_fd(&self) -> RawFd {
+        self.silent.as_raw_fd()
     }
 
     /// Rings whenever `socket` becomes readable, writable or hung up.

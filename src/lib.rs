@@ -37,10 +37,20 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.doorbell_fd()))?,
     )?;
     exports.set(
+        "silent_fd",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.silent_fd()))?,
+    )?;
+    // Does what is ready without waiting. Given a table, also fills it with the ids of the
+    // handles whose flags went up (see take_raised) and returns how many.
+    exports.set(
         "step",
-        lua.create_function(|lua, ()| {
-            core::Core::of(lua)?.step();
-            Ok(())
+        lua.create_function(|lua, ids: Option<LuaTable>| {
+            let core = core::Core::of(lua)?;
+            core.step();
+            match ids {
+                Some(ids) => take_raised_into(&core, &ids),
+                None => Ok(0),
+            }
         })?,
     )?;
     // Waits (blocking) until the core may have work, at most `seconds`: for calls made
@@ -53,6 +63,16 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
             Ok(())
         })?,
     )?;
+    // Fills `ids` (a table) with the ids of the handles whose flags went up since the last
+    // call and returns how many: which waiting coroutines to wake.
+    exports.set(
+        "take_raised",
+        lua.create_function(|lua, ids: LuaTable| take_raised_into(&*core::Core::of(lua)?, &ids))?,
+    )?;
+    exports.set(
+        "any_raised",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.any_raised()))?,
+    )?;
     exports.set(
         "now",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.now()))?,
@@ -62,4 +82,14 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.has_background_work()))?,
     )?;
     Ok(exports)
+}
+
+/// Moves the raised queue into `ids[1..n]` and returns n.
+fn take_raised_into(core: &core::Core, ids: &LuaTable) -> LuaResult<usize> {
+    let mut raised = Vec::new();
+    core.take_raised(&mut raised);
+    for (index, id) in raised.iter().enumerate() {
+        ids.raw_set(index + 1, *id)?;
+    }
+    Ok(raised.len())
 }

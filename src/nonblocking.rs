@@ -91,7 +91,7 @@ impl NonBlockingConnection {
     pub fn new(core: Rc<Core>, connection: Connection, config: WebSocketConfig) -> Self {
         let shared = Shared {
             connection,
-            readiness: Readiness::default(),
+            readiness: core.readiness(),
             connecting: None,
             unsent: None,
             closing_with: None,
@@ -288,6 +288,8 @@ impl UserData for NonBlockingConnection {
         methods.add_method("ready", |_, this, ()| {
             Ok(this.shared.borrow().readiness.is_raised())
         });
+        // The id `websocket_native.take_raised` reports this handle by.
+        methods.add_method("id", |_, this, ()| Ok(this.shared.borrow().readiness.id()));
         // The deadline of the wait under way (seconds on `now()`'s clock), replacing any
         // earlier one; nil cancels it.
         methods.add_method_mut("wake_at", |_, this, seconds: Option<f64>| {

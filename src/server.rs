@@ -94,11 +94,11 @@ pub fn listen(
     core.watch(listener.as_raw_fd())
         .map_err(mlua::Error::external)?;
     let server = Listener {
+        readiness: core.readiness(),
         core,
         listener: Some(listener),
         handshakes: FuturesUnordered::new(),
         events: VecDeque::new(),
-        readiness: Readiness::default(),
         choice: Rc::new(ProtocolChoice {
             configured: protocols,
             has_default,
@@ -294,6 +294,8 @@ impl UserData for Listener {
         methods.add_method("ready", |_, this, ()| {
             Ok(!this.events.is_empty() || this.readiness.is_raised())
         });
+        // The id `websocket_native.take_raised` reports this listener by.
+        methods.add_method("id", |_, this, ()| Ok(this.readiness.id()));
         methods.add_method_mut("close", |_, this, ()| {
             this.close();
             Ok(())

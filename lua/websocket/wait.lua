@@ -1,57 +1,212 @@
 --- Waiting for the native core: inside a copas coroutine by yielding to copas, outside any
 -- coroutine (the main chunk) by blocking, like the sync client.
 --
--- copas sees the core through proxy objects: each returns the core's doorbell descriptor
--- from getfd() (readable whenever the core may have work) and, from dirty(), whether its own
--- native handle has something. copas resumes a waiting coroutine either way; its receive()
--- steps the core and says whether the wait is over.
+-- Inside copas, one waiting coroutine, the watcher, waits in copas.receive on a proxy of
+-- the core's doorbell (a descriptor readable whenever the core may have work). The others
+-- are paused, outside copas' select set (websocket.pause). When the doorbell rings, the
+-- watcher steps the core, takes the ids of the handles whose flags went up and wakes the
+-- coroutines waiting for them. A wait so costs the same with one connection or thousands,
+-- and with one busy connection it costs no extra coroutine switch: its coroutine is the
+-- watcher.
 
 local copas = require'copas'
 local native = require'websocket_native'
+local pause_module = require'websocket.pause'
 
 local coroutine_running = coroutine.running
+local coroutine_status = coroutine.status
+local next = next
 local setmetatable = setmetatable
+local table_remove = table.remove
+local type = type
+
+-- The coroutine copas resumes: on PUC Lua 5.1, code under coxpcall's pcall runs in an
+-- inner coroutine, whose yields pass through to copas as the outer one's.
+local has_coxpcall, coxpcall = pcall(require, 'coxpcall')
+local copas_coroutine = has_coxpcall and coxpcall.running or coroutine_running
+
+local any_raised = native.any_raised
+local now = native.now
+local pause = pause_module.pause
+local step = native.step
+local take_raised = native.take_raised
+local wake = pause_module.wake
+
+-- What copas waits on for the watcher.
+local doorbell = {}
 
 local DOORBELL_FD = native.doorbell_fd()
-local now = native.now
-local step = native.step
 
-local Proxy = {}
-Proxy.__index = Proxy
-
-function Proxy:getfd()
+function doorbell.getfd()
   return DOORBELL_FD
 end
 
-function Proxy:dirty()
-  return self.handle:ready()
+function doorbell.dirty()
+  return any_raised()
 end
 
-function Proxy:receive()
-  step()
-  local deadline = self.deadline
-  if self.handle:ready() or (deadline and now() >= deadline) then
+-- The ids of the handles whose flags went up, as the last look found them.
+local raised_ids = {}
+local raised_count = 0
+
+function doorbell.receive()
+  raised_count = step(raised_ids)
+  if raised_count > 0 then
     return true
   end
   return nil, 'timeout'
 end
 
--- copas 1.x closes the object a finished coroutine waited on last; the connection behind
--- the proxy stays open.
-function Proxy:close() end
+-- copas 1.x closes the object a finished coroutine waited on last; the core stays.
+function doorbell.close() end
 
-function Proxy:settimeout() end
+function doorbell.settimeout() end
 
--- One proxy per handle, made on its first wait.
-local proxies = setmetatable({}, { __mode = 'k' })
+-- The coroutines waiting, by the id of the handle each waits for: a coroutine, or a list
+-- when several wait for one handle (one receiving while another sends).
+local waiting = {}
 
-local function proxy_of(handle)
-  local proxy = proxies[handle]
-  if not proxy then
-    proxy = setmetatable({ handle = handle }, Proxy)
-    proxies[handle] = proxy
+local function add_waiter(id, co)
+  local current = waiting[id]
+  if current == nil then
+    waiting[id] = co
+  elseif type(current) == 'table' then
+    current[#current + 1] = co
+  else
+    waiting[id] = { current, co }
   end
-  return proxy
+end
+
+local function remove_waiter(id, co)
+  local current = waiting[id]
+  if current == co then
+    waiting[id] = nil
+  elseif type(current) == 'table' then
+    for index = #current, 1, -1 do
+      if current[index] == co then
+        table_remove(current, index)
+      end
+    end
+    if #current == 1 then
+      waiting[id] = current[1]
+    end
+  end
+end
+
+local function wake_waiters(id)
+  local current = waiting[id]
+  if type(current) == 'table' then
+    for index = 1, #current do
+      wake(current[index])
+    end
+  elseif current then
+    wake(current)
+  end
+end
+
+-- Wakes the coroutines whose handles' flags the last look found up.
+local function wake_raised()
+  for index = 1, raised_count do
+    wake_waiters(raised_ids[index])
+  end
+  raised_count = 0
+end
+
+local watcher
+
+local function needs_watcher()
+  return watcher == nil or coroutine_status(watcher) == 'dead'
+end
+
+local function watch_doorbell(co)
+  watcher = co
+  copas.receive(doorbell)
+  watcher = nil
+  wake_raised()
+end
+
+-- When the watcher stops waiting while others still wait, it does not hand the watch over
+-- at once: it usually waits again before copas selects (receive, send, receive), and then
+-- watches again without a coroutine switch. The standby, a coroutine of ours, covers the
+-- other case: copas asks the sentinel at every select whether anyone watches, and resumes
+-- the standby to watch when nobody does.
+local sentinel = { just_entered = false }
+
+local SILENT_FD = native.silent_fd()
+
+function sentinel.getfd()
+  return SILENT_FD
+end
+
+function sentinel.dirty()
+  return needs_watcher()
+end
+
+function sentinel.receive()
+  -- Entering, the standby lets the coroutines it just woke take the watch first.
+  if sentinel.just_entered then
+    sentinel.just_entered = false
+  elseif needs_watcher() then
+    return true
+  end
+  return nil, 'timeout'
+end
+
+sentinel.close = doorbell.close
+sentinel.settimeout = doorbell.settimeout
+
+local standby
+
+local function run_standby()
+  local co = copas_coroutine()
+  while true do
+    if next(waiting) == nil then
+      -- Nothing waits: out of copas' select set until something does.
+      pause(co)
+    else
+      sentinel.just_entered = true
+      copas.receive(sentinel)
+      if needs_watcher() and next(waiting) ~= nil then
+        watch_doorbell(co)
+      end
+    end
+  end
+end
+
+local function call_standby()
+  if standby == nil or coroutine_status(standby) == 'dead' then
+    standby = copas.addthread(run_standby)
+  else
+    wake(standby)
+  end
+end
+
+-- Handle ids, looked up once per handle.
+local ids = setmetatable({}, { __mode = 'k' })
+
+local function id_of(handle)
+  local id = ids[handle]
+  if not id then
+    id = handle:id()
+    ids[handle] = id
+  end
+  return id
+end
+
+local function wait_in_copas(co, handle, deadline)
+  local id = id_of(handle)
+  add_waiter(id, co)
+  while not handle:ready() and not (deadline and now() >= deadline) do
+    if needs_watcher() then
+      watch_doorbell(co)
+    else
+      pause(co)
+    end
+  end
+  remove_waiter(id, co)
+  if needs_watcher() and next(waiting) ~= nil then
+    call_standby()
+  end
 end
 
 local function in_coroutine()
@@ -69,12 +224,13 @@ local function wait(handle, deadline)
     handle:wake_at(deadline)
   end
   if in_coroutine() then
-    local proxy = proxy_of(handle)
-    proxy.deadline = deadline
-    copas.receive(proxy)
+    wait_in_copas(copas_coroutine(), handle, deadline)
   else
     while not handle:ready() and not (deadline and now() >= deadline) do
       native.park(deadline and deadline - now())
+      -- Coroutines paused in copas learn what happened here when copas runs again.
+      raised_count = take_raised(raised_ids)
+      wake_raised()
     end
   end
   if deadline then
