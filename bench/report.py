@@ -1,10 +1,11 @@
 """Writes bench/RESULTS.md from bench/run.sh's measurements.
 
-usage: report.py RESULTS_TSV IDLE_OUTPUT
+usage: report.py RESULTS_TSV PEAK_RSS_TSV IDLE_OUTPUT
 
 RESULTS_TSV has one line per measurement: workload, peer, unit, the rounds' values (space
-separated, or `failed`). Every row gets its median, its spread and its ratio to plain
-tokio-tungstenite on the same workload, measured in the same run.
+separated, or `failed`) and, for servers, the server's CPU microseconds per message in each
+round. Every row gets its median, its spread and its ratio to plain tokio-tungstenite on the
+same workload, measured in the same run. PEAK_RSS_TSV has each server's peak RSS in MiB.
 """
 
 import os
@@ -41,26 +42,30 @@ def machine():
 def read_results(path):
     rows = []
     for line in open(path):
-        workload, peer, unit, values = line.rstrip("\n").split("\t")
+        workload, peer, unit, values, cpu = line.rstrip("\n").split("\t")
         numbers = [float(v) for v in values.split() if v != "failed"]
-        rows.append((workload, peer, unit, numbers, values.count("failed")))
+        cpu_per_message = [float(v) for v in cpu.split()]
+        rows.append((workload, peer, unit, numbers, values.count("failed"), cpu_per_message))
     return rows
 
 
-def main(results_path, idle_path):
+def main(results_path, peaks_path, idle_path):
     rows = read_results(results_path)
     plain = {workload: statistics.median(numbers)
-             for workload, peer, _, numbers, _ in rows if peer == PLAIN and numbers}
+             for workload, peer, _, numbers, _, _ in rows if peer == PLAIN and numbers}
     lines = ["# Benchmark results", "",
              "Written by `bash bench/run.sh` (with `LUA_WEBSOCKETS_DIR` set to a checkout of",
              "lua-websockets to include it). Three rounds per row; median, spread (min to max)",
              "and the ratio of the median to plain tokio-tungstenite on the same workload, in",
              "the same run. Single-connection workloads pin the server and the load generator",
-             "to core 0; many-connection workloads run the load on core 1.", "",
+             "to core 0; many-connection workloads run the load on core 1. Server CPU per",
+             "message is the server process's CPU time (all threads, user and kernel) over a",
+             "round divided by the messages echoed, median of the rounds.", "",
              "## Machine", ""] + machine() + ["", "## Results", "",
-             "| workload | peer | median | spread | unit | ratio to plain Rust |",
-             "|---|---|---|---|---|---|"]
-    for workload, peer, unit, numbers, failed in rows:
+             "| workload | peer | median | spread | unit | ratio to plain Rust "
+             "| server CPU µs/message |",
+             "|---|---|---|---|---|---|---|"]
+    for workload, peer, unit, numbers, failed, cpu_per_message in rows:
         if numbers:
             median = statistics.median(numbers)
             spread = f"{min(numbers):,.0f}–{max(numbers):,.0f}"
@@ -70,7 +75,13 @@ def main(results_path, idle_path):
             median_text, spread, ratio = "failed", "", ""
         if failed and numbers:
             spread += f" ({failed} failed)"
-        lines.append(f"| {workload} | {peer} | {median_text} | {spread} | {unit} | {ratio} |")
+        cpu = f"{statistics.median(cpu_per_message):,.0f}" if cpu_per_message else ""
+        lines.append(f"| {workload} | {peer} | {median_text} | {spread} | {unit} | {ratio} "
+                     f"| {cpu} |")
+    lines += ["", "## Peak RSS of each server over its workloads", "",
+              "| server | peak RSS (MiB) |", "|---|---|"]
+    lines += [f"| {peer} | {mib} |" for peer, mib in
+              (line.rstrip("\n").split("\t") for line in open(peaks_path))]
     lines += ["", "## 10,000 idle connections (copas server, Lua 5.4)", "", "```"]
     lines += [line for line in open(idle_path).read().splitlines() if not line.startswith("==")]
     lines += ["```", "", "## Commands", "",
@@ -78,11 +89,12 @@ def main(results_path, idle_path):
               "`loadgen echo URL 50 1048576 binary`, `loadgen echo URL 5 16777216 binary`, "
               "`taskset -c 1 loadgen many URL 100 200 64`, `loadgen many URL 1000 50 64`",
               "- copas servers: `examples/echo-server-copas.lua`; plain Rust: `tools/testpeer`",
-              "- sync clients: `taskset -c 0 lua bench/sync-client.lua URL 20000 1024` and "
-              "`URL 50 1048576 binary`; plain Rust client: `loadgen echo` with the same counts",
+              "- clients: `taskset -c 0 lua bench/sync-client.lua URL 20000 1024` and "
+              "`URL 50 1048576 binary`, the same with `bench/copas-client.lua`; plain Rust "
+              "client: `loadgen echo` with the same counts",
               "- idle: `bash bench/idle-connections.sh`", ""]
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

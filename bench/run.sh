@@ -21,7 +21,9 @@ cargo build --locked --release -q -p loadgen -p testpeer
   { [ "$(id -u)" -eq 0 ] && apt-get install -y -qq lua-bitop >/dev/null || true; }
 
 results=build/run/bench-results.tsv
+peaks=build/run/bench-peak-rss.tsv
 : >"$results"
+: >"$peaks"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
@@ -37,29 +39,42 @@ lua_env() {
   esac
 }
 
-# One measurement: median and spread over ROUNDS of `command`'s field `field`.
+# CPU time (ns) process $1 has used so far, all its threads together.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ total += $1 } END { printf "%d", total }'; }
+
+# Peak RSS (MiB) of process $1 so far.
+peak_rss_mib() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' /proc/"$1"/status; }
+
+# One measurement: ROUNDS runs of `command`, each giving its field `field` and, when
+# SERVER_PID is set, the server's CPU time per message over `messages` messages.
 measure() {
-  local workload=$1 peer=$2 field=$3
-  shift 3
-  local values=() round output
+  local workload=$1 peer=$2 field=$3 messages=$4
+  shift 4
+  local values=() cpu=() round output before
   for round in $(seq "$ROUNDS"); do
+    if [ -n "${SERVER_PID:-}" ]; then before=$(cpu_ns "$SERVER_PID"); fi
     if output=$("$@" 2>&1); then
       values+=("$(awk -v f="$field" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' <<<"$output")")
+      if [ -n "${SERVER_PID:-}" ]; then
+        cpu+=("$((($(cpu_ns "$SERVER_PID") - before) / 1000 / messages))")
+      fi
     else
       values+=("failed")
     fi
   done
-  printf '%s\t%s\t%s\t%s\n' "$workload" "$peer" "$field" "${values[*]}" | tee -a "$results"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$workload" "$peer" "$field" "${values[*]}" "${cpu[*]:-}" | tee -a "$results"
 }
 
+# Every server workload against the server process SERVER_PID, then its peak RSS.
 server_workloads() {
   local peer=$1 url=$2 pin=$3
-  measure "echo 16 B" "$peer" messages/s taskset -c "$pin" target/release/loadgen echo "$url" 20000 16
-  measure "echo 1 KiB" "$peer" messages/s taskset -c "$pin" target/release/loadgen echo "$url" 20000 1024
-  measure "binary echo 1 MiB" "$peer" MB/s taskset -c "$pin" target/release/loadgen echo "$url" 50 1048576 binary
-  measure "binary echo 16 MiB" "$peer" MB/s taskset -c "$pin" target/release/loadgen echo "$url" 5 16777216 binary
-  measure "100 connections x 64 B" "$peer" messages/s taskset -c 1 target/release/loadgen many "$url" 100 200 64
-  measure "1,000 connections x 64 B" "$peer" messages/s taskset -c 1 target/release/loadgen many "$url" 1000 50 64
+  measure "echo 16 B" "$peer" messages/s 20000 taskset -c "$pin" target/release/loadgen echo "$url" 20000 16
+  measure "echo 1 KiB" "$peer" messages/s 20000 taskset -c "$pin" target/release/loadgen echo "$url" 20000 1024
+  measure "binary echo 1 MiB" "$peer" MB/s 50 taskset -c "$pin" target/release/loadgen echo "$url" 50 1048576 binary
+  measure "binary echo 16 MiB" "$peer" MB/s 5 taskset -c "$pin" target/release/loadgen echo "$url" 5 16777216 binary
+  measure "100 connections x 64 B" "$peer" messages/s 20000 taskset -c 1 target/release/loadgen many "$url" 100 200 64
+  measure "1,000 connections x 64 B" "$peer" messages/s 50000 taskset -c 1 target/release/loadgen many "$url" 1000 50 64
+  printf '%s\t%s\n' "$peer" "$(peak_rss_mib "$SERVER_PID")" >>"$peaks"
 }
 
 # Servers: single-connection workloads share core 0 with the server, as in
@@ -67,10 +82,11 @@ server_workloads() {
 port=$(free_port)
 rm -f build/run/bench-plain.ports
 taskset -c 0 target/release/testpeer build/run/bench-plain.ports >/dev/null 2>&1 &
-pids+=($!)
+plain_server=$!
+pids+=("$plain_server")
 until [ -s build/run/bench-plain.ports ]; do sleep 0.1; done
 plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain.ports)/echo"
-server_workloads "tokio-tungstenite (plain Rust)" "$plain_url" 0
+SERVER_PID=$plain_server server_workloads "tokio-tungstenite (plain Rust)" "$plain_url" 0
 
 peers=()
 for lua in $LUAS; do peers+=("lua-websockets-rs/$lua"); done
@@ -83,21 +99,23 @@ for peer in "${peers[@]}"; do
   (lua_env "$peer"; exec taskset -c 0 "$lua" examples/echo-server-copas.lua "$port" >/dev/null 2>&1) &
   server=$!
   wait_port "$port"
-  server_workloads "$peer copas server" "ws://127.0.0.1:$port/" 0
+  SERVER_PID=$server server_workloads "$peer copas server" "ws://127.0.0.1:$port/" 0
   kill "$server" 2>/dev/null || true
 done
 
 # Clients, all against the plain tokio-tungstenite server.
-measure "client echo 1 KiB" "tokio-tungstenite (plain Rust)" messages/s taskset -c 0 target/release/loadgen echo "$plain_url" 20000 1024
-measure "client echo 1 MiB" "tokio-tungstenite (plain Rust)" MB/s taskset -c 0 target/release/loadgen echo "$plain_url" 50 1048576 binary
+measure "client echo 1 KiB" "tokio-tungstenite (plain Rust)" messages/s 20000 taskset -c 0 target/release/loadgen echo "$plain_url" 20000 1024
+measure "client echo 1 MiB" "tokio-tungstenite (plain Rust)" MB/s 50 taskset -c 0 target/release/loadgen echo "$plain_url" 50 1048576 binary
 for peer in "${peers[@]}"; do
   lua=${peer#*/}
-  measure "client echo 1 KiB" "$peer sync client" messages/s \
-    bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/sync-client.lua $plain_url 20000 1024"
-  measure "client echo 1 MiB" "$peer sync client" MB/s \
-    bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/sync-client.lua $plain_url 50 1048576 binary"
+  for flavour in sync copas; do
+    measure "client echo 1 KiB" "$peer $flavour client" messages/s 20000 \
+      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/$flavour-client.lua $plain_url 20000 1024"
+    measure "client echo 1 MiB" "$peer $flavour client" MB/s 50 \
+      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/$flavour-client.lua $plain_url 50 1048576 binary"
+  done
 done
 
 bash bench/idle-connections.sh >build/run/bench-idle.txt 2>&1 || true
-python3 bench/report.py "$results" build/run/bench-idle.txt >bench/RESULTS.md
+python3 bench/report.py "$results" "$peaks" build/run/bench-idle.txt >bench/RESULTS.md
 echo "wrote bench/RESULTS.md"

@@ -18,13 +18,14 @@ use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::address::Address;
+use crate::batched_read::BatchedRead;
 use crate::resolve::resolve;
 use crate::socket_error::{describe_io, TIMEOUT};
 use crate::tls::{client_config, TlsOptions};
 use crate::ws_error;
 
 /// A WebSocket over TCP, with or without TLS; server connections are always `Plain`.
-pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Stream = WebSocketStream<MaybeTlsStream<BatchedRead<TcpStream>>>;
 
 /// Response headers: names lower-cased, repeated headers joined by ','.
 pub type Headers = Vec<(String, String)>;
@@ -352,7 +353,7 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     };
     let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
         http_request,
-        tcp,
+        BatchedRead::new(tcp),
         Some(request.config),
         Some(connector),
     )

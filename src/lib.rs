@@ -4,6 +4,7 @@
 //! constructors and leaves the lua-websockets API shape to Lua.
 
 pub mod address;
+mod batched_read;
 mod client;
 mod connection;
 mod core;

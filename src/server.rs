@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::MaybeTlsStream;
 
+use crate::batched_read::BatchedRead;
 use crate::connection::{Connection, Stream};
 use crate::core::{Core, DeadlineId};
 use crate::nonblocking::NonBlockingConnection;
@@ -242,7 +243,7 @@ async fn handshake(tcp: TcpStream, choice: Rc<ProtocolChoice>, config: WebSocket
             }
         }
     };
-    let stream = MaybeTlsStream::Plain(tcp);
+    let stream = MaybeTlsStream::Plain(BatchedRead::new(tcp));
     match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
         Ok(ws) => {
             let protocol = outcome.borrow().clone().unwrap_or(None);
