@@ -45,13 +45,10 @@ function doorbell.dirty()
   return any_raised()
 end
 
--- The ids of the handles whose flags went up, as the last look found them.
-local raised_ids = {}
-local raised_count = 0
+local step_and_wake
 
 function doorbell.receive()
-  raised_count = step(raised_ids)
-  if raised_count > 0 then
+  if step_and_wake() then
     return true
   end
   return nil, 'timeout'
@@ -104,12 +101,19 @@ local function wake_waiters(id)
   end
 end
 
--- Wakes the coroutines whose handles' flags the last look found up.
-local function wake_raised()
-  for index = 1, raised_count do
+-- Wakes the coroutines waiting for the first `count` handles of `raised_ids`.
+local raised_ids = {}
+local function wake_raised(count)
+  for index = 1, count do
     wake_waiters(raised_ids[index])
   end
-  raised_count = 0
+  return count > 0
+end
+
+--- Steps the core and wakes the coroutines whose handles it raised; true when it raised
+-- any.
+function step_and_wake()
+  return wake_raised(step(raised_ids))
 end
 
 local watcher
@@ -122,7 +126,6 @@ local function watch_doorbell(co)
   watcher = co
   copas.receive(doorbell)
   watcher = nil
-  wake_raised()
 end
 
 -- When the watcher stops waiting while others still wait, it does not hand the watch over
@@ -217,20 +220,29 @@ end
 --- Waits until `handle:ready()` or until `deadline` (seconds on native.now()'s clock; nil:
 -- no limit). Returns false when the deadline passed first.
 local function wait(handle, deadline)
+  local in_copas = in_coroutine()
+  -- A busy connection usually has what it waits for in the kernel already: one step finds
+  -- it, without the cost of a wait. Only when this coroutine would watch the doorbell: when
+  -- another one watches, pausing costs less, and its one step serves every connection.
+  if not in_copas or needs_watcher() then
+    step_and_wake()
+    if handle:ready() then
+      return true
+    end
+  end
   if deadline then
     if now() >= deadline then
       return handle:ready()
     end
     handle:wake_at(deadline)
   end
-  if in_coroutine() then
+  if in_copas then
     wait_in_copas(copas_coroutine(), handle, deadline)
   else
     while not handle:ready() and not (deadline and now() >= deadline) do
       native.park(deadline and deadline - now())
       -- Coroutines paused in copas learn what happened here when copas runs again.
-      raised_count = take_raised(raised_ids)
-      wake_raised()
+      wake_raised(take_raised(raised_ids))
     end
   end
   if deadline then
