@@ -155,6 +155,16 @@ pub struct ClientOptions {
     pub config: WebSocketConfig,
 }
 
+/// Every connection's tungstenite settings before the size limits. tungstenite zero-fills
+/// its whole read buffer before each read, found data or not, so it stays small (128 KiB,
+/// the default, cost about 4 microseconds a message); BatchedRead makes the large reads.
+/// Frames go to the socket as they are written (no write buffer to hold them).
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
 impl ClientOptions {
     pub fn from_lua(value: Value, function: &str) -> mlua::Result<Self> {
         let table = match value {
@@ -164,14 +174,14 @@ impl ClientOptions {
         };
         Ok(ClientOptions {
             timeout: seconds(table.get("timeout")?, function, "timeout")?,
-            config: size_limits(&table, function, WebSocketConfig::default())?,
+            config: size_limits(&table, function, small_buffers())?,
         })
     }
 
     fn defaults() -> Self {
         ClientOptions {
             timeout: None,
-            config: WebSocketConfig::default(),
+            config: small_buffers(),
         }
     }
 }
@@ -187,17 +197,13 @@ impl ServerOptions {
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
     pub fn from_lua(table: &Table) -> mlua::Result<Self> {
-        // Server connections start with small buffers: many may be open at once.
-        let small_buffers = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
         let timeout = seconds(
             table.get("handshake_timeout")?,
             "listen",
             "handshake_timeout",
         )?;
         Ok(ServerOptions {
-            config: size_limits(table, "listen", small_buffers)?,
+            config: size_limits(table, "listen", small_buffers())?,
             handshake_timeout: timeout.unwrap_or(Self::DEFAULT_HANDSHAKE_TIMEOUT),
         })
     }
