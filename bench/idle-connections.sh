@@ -39,5 +39,6 @@ hz=$(getconf CLK_TCK)
 echo "server RSS with $opened connections: $(($(rss_kib) / 1024)) MiB"
 awk -v t=$((ticks_after - ticks_before)) -v hz="$hz" -v s="$IDLE_SECONDS" \
   'BEGIN { printf "server CPU while idle for %d s: %.2f s (%.2f %%)\n", s, t / hz, 100 * t / hz / s }'
-read -r _ echoed _ sampled <&4
-echo "connections still echoing after the idle time: $echoed of a sample of $sampled"
+read -r _ echoed _ sampled _ _ _ round_trip _ <&4
+echo "connections still echoing after the idle time: ${echoed} of a sample of ${sampled%,}"
+echo "one message at a time with all $opened connections open: mean round trip $round_trip ms"

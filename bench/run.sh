@@ -40,7 +40,7 @@ lua_env() {
 }
 
 # CPU time (ns) process $1 has used so far, all its threads together.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ total += $1 } END { printf "%d", total }'; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ total += $1 } END { printf "%.0f", total }'; }
 
 # Peak RSS (MiB) of process $1 so far.
 peak_rss_mib() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' /proc/"$1"/status; }

@@ -10,6 +10,7 @@ local peers = require'spec.support.peers'
 local process = require'spec.support.process'
 
 local run = copas_loop.run
+local unpack = table.unpack or unpack
 
 local echo_handler = require'spec.support.handlers'.echo
 
@@ -127,6 +128,44 @@ describe('copas server and copas client in one loop', function()
     for index = 1, 20 do
       assert.are.equal('hello all', received[index])
     end
+  end)
+
+  it('wakes each of 200 clients waiting at once for its own echo', function()
+    local bodies, echoed = {}, {}
+    for index = 1, 200 do
+      bodies[index] = function()
+        local client = copas_client(url, 'echo')
+        for round = 1, 10 do
+          local message = index .. ':' .. round
+          assert.is_true(client:send(message))
+          assert.are.equal(message, (client:receive()))
+        end
+        client:close()
+        echoed[#echoed + 1] = index
+      end
+    end
+    run(unpack(bodies))
+    assert.are.equal(200, #echoed)
+  end)
+
+  it('lets two coroutines wait on one client, one receiving while the other sends', function()
+    local client, got = nil, {}
+    run(function()
+      client = copas_client(url, 'echo')
+    end)
+    -- Each takes its index before receive yields.
+    run(function()
+      local message = client:receive()
+      got[#got + 1] = message
+    end, function()
+      assert.is_true(client:send('one'))
+      assert.is_true(client:send('two'))
+      local message = client:receive()
+      got[#got + 1] = message
+    end)
+    table.sort(got)
+    assert.are.same({ 'one', 'two' }, got)
+    client:close()
   end)
 
   it("reports a handler's error, closes that connection with 1011 and keeps the others", function()

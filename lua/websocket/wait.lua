@@ -90,14 +90,24 @@ local function remove_waiter(id, co)
   end
 end
 
+-- Waiters whose handle went up since they started waiting. The handle's flag alone would
+-- not do: when two coroutines wait on one connection, the first to poll lowers it, and the
+-- other would wait on although what it waits for may be there.
+local signalled = setmetatable({}, { __mode = 'k' })
+
+local function signal(co)
+  signalled[co] = true
+  wake(co)
+end
+
 local function wake_waiters(id)
   local current = waiting[id]
   if type(current) == 'table' then
     for index = 1, #current do
-      wake(current[index])
+      signal(current[index])
     end
   elseif current then
-    wake(current)
+    signal(current)
   end
 end
 
@@ -199,7 +209,8 @@ end
 local function wait_in_copas(co, handle, deadline)
   local id = id_of(handle)
   add_waiter(id, co)
-  while not handle:ready() and not (deadline and now() >= deadline) do
+  signalled[co] = nil
+  while not (signalled[co] or handle:ready()) and not (deadline and now() >= deadline) do
     if needs_watcher() then
       watch_doorbell(co)
     else
@@ -207,6 +218,7 @@ local function wait_in_copas(co, handle, deadline)
     end
   end
   remove_waiter(id, co)
+  signalled[co] = nil
   if needs_watcher() and next(waiting) ~= nil then
     call_standby()
   end

@@ -2,7 +2,8 @@
 //!
 //! `loadgen idle URL N SECONDS`: opens N connections (at most 200 handshakes at a time),
 //! prints `open N` once all are open, holds them idle for SECONDS, then checks that a
-//! sample of them (200, spread evenly) still echoes and prints `echoed K of SAMPLE`.
+//! sample of them (200, spread evenly) still echoes, one at a time, and prints
+//! `echoed K of SAMPLE, mean round trip MS ms`.
 //!
 //! `loadgen echo URL COUNT SIZE [binary]`: one connection sends COUNT messages of SIZE bytes
 //! (text, or binary), one at a time, each after the previous one's echo; prints messages
@@ -95,10 +96,11 @@ async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
     let mut open = open_connections(url, count, 64).await?;
     println!("open {}", open.len());
     tokio::time::sleep(hold).await;
-    // One by one, each echo costs the copas server a step over all its waiting connections,
-    // so a sample tells as much as all would, in a fraction of the time.
+    // One by one: each echo's round trip shows what a message costs the server while all
+    // the other connections are open.
     let stride = (open.len() / 200).max(1);
     let (mut echoed, mut sampled) = (0, 0);
+    let started = Instant::now();
     for ws in open.iter_mut().step_by(stride) {
         sampled += 1;
         ws.send(Message::text("still there?")).await?;
@@ -106,7 +108,8 @@ async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
             echoed += 1;
         }
     }
-    println!("echoed {echoed} of {sampled}");
+    let mean_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(sampled.max(1));
+    println!("echoed {echoed} of {sampled}, mean round trip {mean_ms:.2} ms");
     Ok(())
 }
 
