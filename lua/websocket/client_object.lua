@@ -2,6 +2,7 @@
 -- own fields on it, as with lua-websockets) holding its native handle under a key no
 -- program can name, with a `state` field read live from the handle.
 
+local pairs = pairs
 local setmetatable = setmetatable
 
 local client_object = {}
@@ -12,18 +13,23 @@ client_object.HANDLE = HANDLE
 
 --- The metatable of clients whose methods are looked up in `method_tables`, in order; a
 -- `false` entry hides a method of the tables after it (a server-side ws has no connect).
+-- The tables are merged once, here: a method costs one lookup per call.
 function client_object.metatable(...)
   local method_tables = { ... }
+  local methods = {}
+  for index = #method_tables, 1, -1 do
+    for key, method in pairs(method_tables[index]) do
+      methods[key] = method
+    end
+  end
   return {
     __index = function(client, key)
+      local method = methods[key]
+      if method then
+        return method
+      end
       if key == 'state' then
         return client[HANDLE]:state()
-      end
-      for index = 1, #method_tables do
-        local method = method_tables[index][key]
-        if method ~= nil then
-          return method or nil
-        end
       end
       return nil
     end,
