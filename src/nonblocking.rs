@@ -14,7 +14,7 @@ use mlua::{IntoLuaMulti, LightUserData, Lua, MultiValue, UserData, UserDataMetho
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::connection::{self, ConnectError, Connection, Ending, Opened, State};
+use crate::connection::{self, ConnectError, Connection, Ending, Opened, Received, State};
 use crate::core::{BackgroundWork, Core, DeadlineId};
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
@@ -151,24 +151,43 @@ impl NonBlockingConnection {
         self.shared.borrow_mut().connecting = None;
     }
 
-    fn receive(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
+    /// `step_first`: when nothing is there yet, step the core once and look again. Lua asks
+    /// for it when this coroutine would watch the doorbell anyway: a busy connection's next
+    /// message is usually in the kernel already, and one call then finds it.
+    fn receive(&mut self, lua: &Lua, step_first: bool) -> mlua::Result<MultiValue> {
+        let outcome = match self.poll_receive() {
+            Poll::Pending if step_first => {
+                // No borrow of the connection is held here: the step advances background
+                // work, which may be this connection's closing.
+                self.core.step();
+                if self.shared.borrow().readiness.is_raised() {
+                    self.poll_receive()
+                } else {
+                    Poll::Pending
+                }
+            }
+            outcome => outcome,
+        };
+        match outcome {
+            Poll::Pending => pending().into_lua_multi(lua),
+            Poll::Ready(outcome) => results::received(lua, outcome),
+        }
+    }
+
+    fn poll_receive(&mut self) -> Poll<Result<Received, Ending>> {
         let _runtime = self.core.enter();
         let mut guard = self.shared.borrow_mut();
         let shared = &mut *guard;
         if let Some(ending) = shared.ended.take() {
-            return results::received(lua, Err(ending));
+            return Poll::Ready(Err(ending));
         }
-        let outcome = match shared.connection.state() {
+        match shared.connection.state() {
             // A close under way (started by server:close()) is what this receive waits for.
             State::Closing => shared.poll_close().map(Err),
             _ => {
                 let mut cx = shared.readiness.poll_context();
                 shared.connection.poll_receive(&mut cx)
             }
-        };
-        match outcome {
-            Poll::Pending => pending().into_lua_multi(lua),
-            Poll::Ready(outcome) => results::received(lua, outcome),
         }
     }
 
@@ -271,7 +290,9 @@ impl UserData for NonBlockingConnection {
             this.cancel_connect();
             Ok(())
         });
-        methods.add_method_mut("receive", |lua, this, ()| this.receive(lua));
+        methods.add_method_mut("receive", |lua, this, step_first: Option<bool>| {
+            this.receive(lua, step_first.unwrap_or(false))
+        });
         methods.add_method_mut("send", |lua, this, (payload, opcode): (Value, Value)| {
             argument_errors_as_values(lua, this.send(lua, payload, opcode))
         });

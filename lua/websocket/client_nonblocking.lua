@@ -12,6 +12,7 @@ local setmetatable = setmetatable
 local PENDING = native.PENDING
 local raise_bad_argument = results.raise_bad_argument
 local wait = wait_module.wait
+local would_step = wait_module.would_step
 local now = wait_module.now
 
 -- How long close waits for the peer's close frame when no timeout was set.
@@ -47,15 +48,18 @@ end
 
 function methods:receive()
   local handle = self[HANDLE]
-  local message, opcode, was_clean, code, reason = handle:receive()
+  -- Told to, the native receive steps the core once when nothing is there yet.
+  local stepped = would_step()
+  local message, opcode, was_clean, code, reason = handle:receive(stepped)
   if message == PENDING then
     local deadline = deadline_of(self)
     repeat
       -- The connection stays open on a timeout: a later receive goes on reading.
-      if not wait(handle, deadline) then
+      if not wait(handle, deadline, stepped) then
         return nil, nil, false, 1006, 'timeout'
       end
-      message, opcode, was_clean, code, reason = handle:receive()
+      stepped = would_step()
+      message, opcode, was_clean, code, reason = handle:receive(stepped)
     until message ~= PENDING
   end
   if message then

@@ -229,14 +229,20 @@ local function in_coroutine()
   return running ~= nil and not is_main
 end
 
+--- Whether a wait now would step the core itself (as the watcher, or blocking outside
+-- coroutines). A busy connection usually has what it waits for in the kernel already, and
+-- then one step finds it without the cost of a wait. When another coroutine watches,
+-- pausing costs less, and its one step serves every connection.
+local function would_step()
+  return not in_coroutine() or needs_watcher()
+end
+
 --- Waits until `handle:ready()` or until `deadline` (seconds on native.now()'s clock; nil:
--- no limit). Returns false when the deadline passed first.
-local function wait(handle, deadline)
+-- no limit). Returns false when the deadline passed first. `stepped`: the caller just
+-- stepped the core (see would_step) and found nothing.
+local function wait(handle, deadline, stepped)
   local in_copas = in_coroutine()
-  -- A busy connection usually has what it waits for in the kernel already: one step finds
-  -- it, without the cost of a wait. Only when this coroutine would watch the doorbell: when
-  -- another one watches, pausing costs less, and its one step serves every connection.
-  if not in_copas or needs_watcher() then
+  if not stepped and would_step() then
     step_and_wake()
     if handle:ready() then
       return true
@@ -265,6 +271,7 @@ end
 
 return {
   wait = wait,
+  would_step = would_step,
   now = now,
   in_coroutine = in_coroutine,
 }
