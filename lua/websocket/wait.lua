@@ -242,7 +242,7 @@ end
 -- stepped the core (see would_step) and found nothing.
 local function wait(handle, deadline, stepped)
   local in_copas = in_coroutine()
-  if not stepped and would_step() then
+  if not stepped and (not in_copas or needs_watcher()) then
     step_and_wake()
     if handle:ready() then
       return true
