@@ -89,8 +89,8 @@ def main(results_path, peaks_path, idle_path):
               "`loadgen echo URL 50 1048576 binary`, `loadgen echo URL 5 16777216 binary`, "
               "`taskset -c 1 loadgen many URL 100 200 64`, `loadgen many URL 1000 50 64`",
               "- copas servers: `examples/echo-server-copas.lua`; plain Rust: `tools/testpeer`",
-              "- clients: `taskset -c 0 lua bench/sync-client.lua URL 20000 1024` and "
-              "`URL 50 1048576 binary`, the same with `bench/copas-client.lua`; plain Rust "
+              "- clients: `taskset -c 0 lua bench/client.lua sync URL 20000 1024` and "
+              "`sync URL 50 1048576 binary`, the same with `copas`; plain Rust "
               "client: `loadgen echo` with the same counts",
               "- idle: `bash bench/idle-connections.sh`", ""]
     print("\n".join(lines))

@@ -110,9 +110,9 @@ for peer in "${peers[@]}"; do
   lua=${peer#*/}
   for flavour in sync copas; do
     measure "client echo 1 KiB" "$peer $flavour client" messages/s 20000 \
-      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/$flavour-client.lua $plain_url 20000 1024"
+      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/client.lua $flavour $plain_url 20000 1024"
     measure "client echo 1 MiB" "$peer $flavour client" MB/s 50 \
-      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/$flavour-client.lua $plain_url 50 1048576 binary"
+      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/client.lua $flavour $plain_url 50 1048576 binary"
   done
 done
 

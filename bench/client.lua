@@ -1,0 +1,48 @@
+--- Benchmark client (not a test): the sync or copas client echoes COUNT messages of SIZE
+-- bytes one at a time and prints `messages/s N MB/s N`. The same file measures
+-- lua-websockets, whose API is the same, when LUA_PATH finds it first.
+-- usage: lua bench/client.lua sync|copas URL COUNT SIZE [binary]
+
+local socket = require'socket'
+local websocket = require'websocket'
+
+local flavour, url, count, size = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4])
+local opcode = arg[5] == 'binary' and websocket.BINARY or websocket.TEXT
+local payload = ('x'):rep(size)
+
+--- Connects, echoes, closes; returns the seconds the echoes took.
+local function echo_all()
+  local client = websocket.client[flavour]({ timeout = 30 })
+  assert(client:connect(url))
+  local started = socket.gettime()
+  for _ = 1, count do
+    assert(client:send(payload, opcode))
+    local echoed = assert(client:receive())
+    assert(#echoed == size)
+  end
+  local elapsed = socket.gettime() - started
+  client:close()
+  return elapsed
+end
+
+local elapsed
+if flavour == 'copas' then
+  local copas = require'copas'
+  -- PUC Lua 5.1 cannot yield across pcall; coxpcall (a dependency of copas) can.
+  local pcall = (_VERSION == 'Lua 5.1' and not rawget(_G, 'jit')) and require'coxpcall'.pcall
+    or pcall
+  local done, ok, result = false, nil, nil
+  copas.addthread(function()
+    ok, result = pcall(echo_all)
+    done = true
+  end)
+  -- copas 1.x's loop never returns: step until the coroutine is done.
+  while not done do
+    copas.step(1)
+  end
+  assert(ok, result)
+  elapsed = result
+else
+  elapsed = echo_all()
+end
+print(('messages/s %.0f MB/s %.1f'):format(count / elapsed, 2 * count * size / elapsed / 1e6))
