@@ -49,6 +49,17 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
   -addext 'basicConstraints=critical,CA:FALSE' \
   -keyout build/run/key.pem -out build/run/cert.pem 2>/dev/null
+log "a client CA and a client certificate it signed, for TLS servers that ask for one"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=test-client-ca -addext 'basicConstraints=critical,CA:TRUE' \
+  -addext 'keyUsage=critical,keyCertSign' \
+  -keyout build/run/client-ca-key.pem -out build/run/client-ca.pem 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=test-client \
+  -keyout build/run/client-key.pem -out build/run/client.csr 2>/dev/null
+printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n' >build/run/client.ext
+openssl x509 -req -in build/run/client.csr -CA build/run/client-ca.pem \
+  -CAkey build/run/client-ca-key.pem -CAcreateserial -days 2 -extfile build/run/client.ext \
+  -out build/run/client-cert.pem 2>/dev/null
 
 peer_pids=()
 stop_peers() { kill "${peer_pids[@]}" 2>/dev/null || true; }
@@ -76,6 +87,7 @@ export WS_TEST_PYTHON_PORT=$(port python python)
 export WS_TEST_CONFORMANCE_PORT=$(port conformance conformance)
 export WS_TEST_NODE_PORT=$(port node node)
 export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
+export WS_TEST_TLS_DIR=$PWD/build/run
 export WS_TEST_PYTHON=$PWD/build/venv/bin/python
 export WS_TEST_NODE_MODULES=$PWD/build/node/node_modules
 

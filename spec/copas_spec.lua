@@ -1,4 +1,4 @@
---- The copas flavour (shared/CONTRACT.md "The copas flavour", "Copas server"): copas
+--- The copas flavour (docs/api.md, "The copas flavour" and "Copas server"): copas
 -- clients and copas servers in one copas loop, real sockets on 127.0.0.1.
 
 local copas = require'copas'
@@ -8,33 +8,15 @@ local clients = require'spec.support.clients'
 local copas_loop = require'spec.support.copas_loop'
 local peers = require'spec.support.peers'
 local process = require'spec.support.process'
+local servers = require'spec.support.servers'
 
 local run = copas_loop.run
 local unpack = table.unpack or unpack
 
 local echo_handler = require'spec.support.handlers'.echo
 
---- A server on a free port with `config`'s handlers; returns it, its URL and its errors.
-local function start_server(config)
-  local port = process.free_port()
-  local errors = {}
-  config.port = port
-  config.interface = config.interface or '127.0.0.1'
-  config.on_error = config.on_error or function(message)
-    errors[#errors + 1] = tostring(message)
-  end
-  local server = websocket.server.copas.listen(config)
-  return server, 'ws://127.0.0.1:' .. port .. '/', errors, port
-end
-
---- A plain TCP connection to 127.0.0.1:port, made through copas: the copas-wrapped
--- object for send/receive and the socket itself for close (copas 1.x's wrap has none).
-local function raw_connection(port)
-  local tcp = socket.tcp()
-  local ok, err = copas.connect(tcp, '127.0.0.1', port)
-  assert(ok, err)
-  return copas.wrap(tcp), tcp
-end
+local start_server = servers.start
+local raw_connection = servers.raw_connection
 
 local function copas_client(url, protocol)
   return clients.connected('copas', url, protocol, { timeout = 5 })

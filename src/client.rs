@@ -1,17 +1,17 @@
 //! The sync client as Lua userdata: each method blocks the Lua thread in the core's runtime
-//! and answers with lua-websockets' return values.
+//! and answers with lua-websockets' return values. Nothing runs between calls: keepalive
+//! pings go out, and pongs are awaited, while a receive waits.
 
 use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::{ConnectRequest, Connection, Ending, DEFAULT_CLOSE_WAIT};
 use crate::core::Core;
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
-    ClientOptions, ConnectArguments,
+    ClientOptions, ConnectArguments, ConnectionSettings,
 };
 use crate::results;
 use crate::socket_error::TIMEOUT;
@@ -20,7 +20,7 @@ pub struct SyncClient {
     core: Rc<Core>,
     connection: Connection,
     timeout: Option<Duration>,
-    config: WebSocketConfig,
+    settings: ConnectionSettings,
 }
 
 /// `websocket_native.sync_client(opts)`: the client, or `false, message` for a bad `opts`.
@@ -30,7 +30,7 @@ pub fn new_sync_client(lua: &Lua, opts: Value) -> mlua::Result<MultiValue> {
             core: Core::of(lua)?,
             connection: Connection::default(),
             timeout: options.timeout,
-            config: options.config,
+            settings: options.settings,
         };
         lua.create_userdata(client)?.into_lua_multi(lua)
     });
@@ -40,14 +40,15 @@ pub fn new_sync_client(lua: &Lua, opts: Value) -> mlua::Result<MultiValue> {
 impl SyncClient {
     fn connect(&mut self, lua: &Lua, arguments: ConnectArguments) -> mlua::Result<MultiValue> {
         let request: ConnectRequest =
-            match connect_request(lua, arguments, self.connection.state(), self.config)? {
+            match connect_request(lua, arguments, self.connection.state(), &self.settings)? {
                 Ok(request) => request,
                 Err(answer) => return Ok(answer),
             };
         let mut connection = Connection::default();
-        let outcome = self
-            .core
-            .block_on_for(self.timeout, connection.connect(request));
+        let outcome = self.core.block_on_for(
+            self.timeout,
+            connection.connect(request, self.settings.keepalive),
+        );
         if matches!(outcome, Some(Ok(_))) {
             self.connection = connection;
         }

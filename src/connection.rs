@@ -9,23 +9,29 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::address::Address;
 use crate::batched_read::BatchedRead;
+use crate::keepalive::{Due, Keepalive, KeepaliveSettings};
 use crate::resolve::resolve;
 use crate::socket_error::{describe_io, TIMEOUT};
 use crate::tls::{client_config, TlsOptions};
+use crate::transport::{Inner, Transport};
 use crate::ws_error;
 
-/// A WebSocket over TCP, with or without TLS; server connections are always `Plain`.
-pub type Stream = WebSocketStream<MaybeTlsStream<BatchedRead<TcpStream>>>;
+/// A WebSocket over TCP, with or without TLS, client or server.
+pub type Stream = WebSocketStream<Transport>;
+
+/// What a failed keepalive reports (RFC 6455 has no code for it: 1006, as for a lost peer).
+pub const KEEPALIVE_TIMEOUT: &str = "keepalive ping timeout";
 
 /// Response headers: names lower-cased, repeated headers joined by ','.
 pub type Headers = Vec<(String, String)>;
@@ -33,8 +39,9 @@ pub type Headers = Vec<(String, String)>;
 /// How long a close handshake may take when the caller set no timeout.
 pub const DEFAULT_CLOSE_WAIT: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
+    #[default]
     Closed,
     Open,
     Closing,
@@ -56,6 +63,8 @@ pub struct ConnectRequest {
     pub protocols: Vec<String>,
     pub tls: TlsOptions,
     pub config: WebSocketConfig,
+    /// Extra request headers (checked already).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Told each TCP socket's descriptor before it connects (the copas flavour's doorbell
     /// must watch it while the connect and the handshake run).
     pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
@@ -129,30 +138,68 @@ pub struct Received {
     pub is_text: bool,
 }
 
+#[derive(Default)]
 pub struct Connection {
     stream: Option<Stream>,
     state: State,
     /// A close frame waiting for room in the write buffer (the close handshake's first step).
     close_to_send: Option<Message>,
-}
-
-impl Default for Connection {
-    fn default() -> Self {
-        Connection {
-            stream: None,
-            state: State::Closed,
-            close_to_send: None,
-        }
-    }
+    keepalive: Option<Keepalive>,
 }
 
 impl Connection {
-    /// An OPEN connection over a stream whose handshake is done.
-    pub fn open(stream: Stream) -> Self {
+    /// An OPEN connection over a stream whose handshake is done, with keepalive when
+    /// `keepalive` is set (inside the runtime: its timer belongs to it).
+    pub fn open(stream: Stream, keepalive: Option<KeepaliveSettings>) -> Self {
         Connection {
             stream: Some(stream),
             state: State::Open,
             close_to_send: None,
+            keepalive: keepalive.map(Keepalive::new),
+        }
+    }
+
+    /// When the keepalive timer fires next, if there is one.
+    pub fn keepalive_deadline(&self) -> Option<tokio::time::Instant> {
+        self.keepalive.as_ref().map(Keepalive::deadline)
+    }
+
+    /// Sends the keepalive pings that are due; Ready with how the connection ended when a
+    /// pong did not come in time (the peer gets close 1011 if the socket still takes it).
+    pub fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Poll<Ending> {
+        loop {
+            let (Some(keepalive), Some(stream)) = (self.keepalive.as_mut(), self.stream.as_mut())
+            else {
+                return Poll::Pending;
+            };
+            if self.state != State::Open {
+                return Poll::Pending;
+            }
+            match ready!(keepalive.poll_due(cx)) {
+                Due::SendPing => {
+                    // A ping that cannot be written now goes out with the next write.
+                    if stream.start_send_unpin(Message::Ping(Bytes::new())).is_ok() {
+                        let _ = stream.poll_flush_unpin(cx);
+                    }
+                }
+                Due::Fail => {
+                    let notice = Message::Close(Some(CloseFrame {
+                        code: CloseCode::Error,
+                        reason: "".into(),
+                    }));
+                    if stream.start_send_unpin(notice).is_ok() {
+                        let _ = stream.poll_flush_unpin(cx);
+                    }
+                    return Poll::Ready(self.finish(Ending::unclean(1006, KEEPALIVE_TIMEOUT)));
+                }
+            }
+        }
+    }
+
+    /// Holds keepalive back while nobody reads (a pong may wait behind unread messages).
+    pub fn pause_keepalive(&mut self) {
+        if let Some(keepalive) = self.keepalive.as_mut() {
+            keepalive.restart();
         }
     }
 
@@ -161,14 +208,25 @@ impl Connection {
     }
 
     /// Opens the TCP (and TLS) connection and performs the opening handshake.
-    pub async fn connect(&mut self, request: ConnectRequest) -> Result<Accepted, ConnectError> {
+    pub async fn connect(
+        &mut self,
+        request: ConnectRequest,
+        keepalive: Option<KeepaliveSettings>,
+    ) -> Result<Accepted, ConnectError> {
         let opened = open(request).await?;
-        *self = Connection::open(opened.stream);
+        *self = Connection::open(opened.stream, keepalive);
         Ok(opened.accepted)
     }
 
+    /// The next message, keeping the keepalive going while it waits.
     pub async fn receive(&mut self) -> Result<Received, Ending> {
-        poll_fn(|cx| self.poll_receive(cx)).await
+        poll_fn(|cx| {
+            if let Poll::Ready(ending) = self.poll_keepalive(cx) {
+                return Poll::Ready(Err(ending));
+            }
+            self.poll_receive(cx)
+        })
+        .await
     }
 
     pub async fn send(&mut self, message: Message) -> Result<(), Ending> {
@@ -188,9 +246,9 @@ impl Connection {
     /// The next whole TEXT or BINARY message. Pings are answered and skipped; a close by the
     /// peer completes the close handshake and ends the connection.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Received, Ending>> {
-        let stream = match self.open_stream() {
-            Ok(stream) => stream,
-            Err(ending) => return Poll::Ready(Err(ending)),
+        let stream = match self.stream.as_mut() {
+            Some(stream) if self.state == State::Open => stream,
+            _ => return Poll::Ready(Err(Ending::unclean(1006, "wrong state"))),
         };
         loop {
             let received = match ready!(stream.poll_next_unpin(cx)) {
@@ -203,7 +261,13 @@ impl Connection {
                     is_text: false,
                 }),
                 // tungstenite queues the pong itself and sends it with the next read or write.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Pong(_))) => {
+                    if let Some(keepalive) = self.keepalive.as_mut() {
+                        keepalive.pong_received();
+                    }
+                    continue;
+                }
                 Some(Ok(Message::Close(frame))) => {
                     // Send the close frame that tungstenite queued as the reply, then hang up.
                     let _ = stream.poll_flush_unpin(cx);
@@ -322,6 +386,7 @@ impl Connection {
     fn finish(&mut self, ending: Ending) -> Ending {
         self.stream = None;
         self.close_to_send = None;
+        self.keepalive = None;
         self.state = State::Closed;
         ending
     }
@@ -339,6 +404,9 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
         .as_str()
         .into_client_request()
         .map_err(|err| ws_error::describe_handshake(&err))?;
+    for (name, value) in request.headers {
+        http_request.headers_mut().insert(name, value);
+    }
     if !request.protocols.is_empty() {
         let offered = HeaderValue::from_str(&request.protocols.join(", "))
             .map_err(|_| "invalid protocol name".to_string())?;
@@ -346,32 +414,46 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", offered);
     }
-    let connector = if address.secure {
-        Connector::Rustls(client_config(&request.tls)?)
+    let tcp = BatchedRead::new(tcp);
+    let inner = if address.secure {
+        let connector = tokio_rustls::TlsConnector::from(client_config(&request.tls)?);
+        let name = ServerName::try_from(address.host.clone())
+            .map_err(|_| format!("invalid TLS server name '{}'", address.host))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|err| ws_error::describe_io_or_tls(&err))?;
+        Inner::ClientTls(Box::new(tls))
     } else {
-        Connector::Plain
+        Inner::Plain(tcp)
     };
-    let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
-        http_request,
-        BatchedRead::new(tcp),
-        Some(request.config),
-        Some(connector),
-    )
-    .await
-    .map_err(|err| ConnectError {
-        message: ws_error::describe_handshake(&err),
-        headers: match &err {
-            Error::Http(response) => Some(collect_headers(response.headers())),
-            _ => None,
-        },
-    })?;
+    let mut transport = Transport::new(inner);
+    if let Some(first) = request.protocols.first() {
+        transport.accept_missing_subprotocol(first.clone());
+    }
+    let (stream, response) =
+        tokio_tungstenite::client_async_with_config(http_request, transport, Some(request.config))
+            .await
+            .map_err(|err| ConnectError {
+                message: ws_error::describe_handshake(&err),
+                headers: match &err {
+                    Error::Http(response) => Some(collect_headers(response.headers())),
+                    _ => None,
+                },
+            })?;
 
-    let protocol = response
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string);
-    let headers = collect_headers(response.headers());
+    let mut headers = collect_headers(response.headers());
+    let protocol = if stream.get_ref().subprotocol_was_missing() {
+        // Filled in for tungstenite only (transport.rs): the server chose none.
+        headers.retain(|(name, _)| name != "sec-websocket-protocol");
+        None
+    } else {
+        response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    };
     Ok(Opened {
         stream,
         accepted: Accepted { protocol, headers },

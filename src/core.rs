@@ -1,22 +1,23 @@
 //! The per-Lua-state core: one current_thread tokio runtime that runs on the Lua thread.
 //!
 //! Lua calls run inside this runtime instead of handing work to an I/O thread: every
-//! cross-thread hand-off costs a wake-up per message (see shared/design/hot-path.md).
+//! cross-thread hand-off costs a wake-up per message (see docs/design.md).
 //!
 //! - The sync client blocks in the runtime (`block_on`).
 //! - The copas flavour never blocks: Lua polls its futures directly, and copas waits on the
 //!   core's doorbell, a descriptor that is readable whenever the core may have work. When it
 //!   rings, Lua calls `step`, which turns tokio's reactor once without waiting (so that the
-//!   futures' wakers fire), raises the flags of expired deadlines and advances background
-//!   work (connections closing on their own).
+//!   futures' wakers fire), raises the flags of expired deadlines and drives the handles
+//!   whose wakers fired: a connection reads ahead, answers pings, sends its keepalive pings
+//!   and finishes closing handshakes whether or not a Lua call waits on it.
 //!
 //! The core is shared by `Rc` with everything made in the same Lua state, so it lives exactly
 //! as long as the last of them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mlua::Lua;
@@ -25,10 +26,12 @@ use tokio::runtime::{Builder, EnterGuard, Runtime};
 use crate::doorbell::Doorbell;
 use crate::ready::{RaisedQueue, Readiness};
 
-/// Work the core advances on every step until it is finished.
-pub trait BackgroundWork {
-    /// Makes what progress it can without waiting; true once finished.
-    fn advance(&mut self) -> bool;
+/// A handle the core drives on its own when its waker fires (see the module comment).
+pub trait Pump {
+    /// Makes what progress it can without waiting.
+    fn drive(&mut self, core: &Core);
+    /// Whether a close handshake is under way.
+    fn is_closing(&self) -> bool;
 }
 
 /// tokio rounds timer deadlines up to the next millisecond and fires them only when its
@@ -40,6 +43,28 @@ const TOKIO_TIMER_SLACK: Duration = Duration::from_millis(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DeadlineId(Instant, u64);
 
+/// The deadline of a Lua wait on one handle (`handle:wake_at(seconds)`), replacing any
+/// earlier one.
+#[derive(Default)]
+pub struct WaitAlarm(Option<DeadlineId>);
+
+impl WaitAlarm {
+    /// Raises `readiness` at `seconds` on `now()`'s clock; nil cancels.
+    pub fn set(&mut self, core: &Core, seconds: Option<f64>, readiness: &Readiness) {
+        if let Some(previous) = self.0.take() {
+            core.cancel_deadline(previous);
+        }
+        if let Some(seconds) = seconds {
+            let offset = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
+            let at = core
+                .epoch
+                .checked_add(offset)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
+            self.0 = Some(core.raise_at(at.max(Instant::now()), readiness));
+        }
+    }
+}
+
 pub struct Core {
     runtime: Runtime,
     /// Zero of the clock Lua sees through `websocket_native.now()`.
@@ -49,7 +74,11 @@ pub struct Core {
     /// first.
     deadlines: RefCell<BTreeMap<DeadlineId, Readiness>>,
     next_deadline_id: Cell<u64>,
-    background: RefCell<Vec<Rc<RefCell<dyn BackgroundWork>>>>,
+    /// What to drive when a handle's waker fires, by the handle's id.
+    pumps: RefCell<HashMap<u64, Weak<RefCell<dyn Pump>>>>,
+    /// The pumps that need the core stepped even when no Lua call waits on them (server
+    /// connections, clients with keepalive), until they end.
+    served: RefCell<HashSet<u64>>,
     /// Which handles' flags went up since Lua last asked (see ready.rs).
     raised: RaisedQueue,
     next_readiness_id: Cell<u64>,
@@ -74,7 +103,8 @@ impl Core {
             doorbell: RefCell::new(Doorbell::new().map_err(failed)?),
             deadlines: RefCell::new(BTreeMap::new()),
             next_deadline_id: Cell::new(0),
-            background: RefCell::new(Vec::new()),
+            pumps: RefCell::new(HashMap::new()),
+            served: RefCell::new(HashSet::new()),
             raised: RaisedQueue::default(),
             next_readiness_id: Cell::new(1),
         });
@@ -96,11 +126,6 @@ impl Core {
                 .runtime
                 .block_on(async move { tokio::time::timeout(limit, work).await.ok() }),
         }
-    }
-
-    /// Zero of the clock Lua sees.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
     }
 
     /// Seconds since the epoch, for deadlines computed in Lua.
@@ -162,14 +187,44 @@ impl Core {
         self.deadlines.borrow_mut().remove(&id);
     }
 
-    /// Advances `work` on every step until it is finished.
-    pub fn run_in_background(&self, work: Rc<RefCell<dyn BackgroundWork>>) {
-        self.background.borrow_mut().push(work);
+    /// Drives `pump` whenever the waker of handle `id` fires.
+    pub fn add_pump(&self, id: u64, pump: Weak<RefCell<dyn Pump>>) {
+        self.pumps.borrow_mut().insert(id, pump);
     }
 
-    /// Whether background work is still going on.
+    /// Handle `id` needs the core stepped even when no Lua call waits on it (see
+    /// `is_serving`), until `end_service`.
+    pub fn start_service(&self, id: u64) {
+        self.served.borrow_mut().insert(id);
+    }
+
+    /// Forgets the pump of handle `id` (its handle is gone).
+    pub fn remove_pump(&self, id: u64) {
+        self.pumps.borrow_mut().remove(&id);
+        self.served.borrow_mut().remove(&id);
+    }
+
+    /// Handle `id` ended: it needs no more stepping of its own.
+    pub fn end_service(&self, id: u64) {
+        self.served.borrow_mut().remove(&id);
+    }
+
+    /// Whether some handle needs the core stepped although no Lua call waits on it.
+    pub fn is_serving(&self) -> bool {
+        !self.served.borrow().is_empty()
+    }
+
+    /// Whether a close handshake is still under way somewhere.
     pub fn has_background_work(&self) -> bool {
-        !self.background.borrow().is_empty()
+        let pumps: Vec<_> = self
+            .pumps
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        pumps
+            .iter()
+            .any(|pump| pump.try_borrow().is_ok_and(|pump| pump.is_closing()))
     }
 
     /// Does whatever is ready, without waiting (see the module comment).
@@ -179,24 +234,33 @@ impl Core {
     /// is followed by another turn, so that nothing that arrived before it is missed.
     pub fn step(&self) {
         self.turn();
-        if self.raised.is_empty() {
+        if !self.raised.has_raised() {
             self.doorbell.borrow_mut().drain();
             self.turn();
         }
     }
 
-    /// One turn of tokio's reactor (so that the futures' wakers fire), expired deadlines and
-    /// background work.
+    /// One turn of tokio's reactor (so that the futures' wakers fire), expired deadlines, then
+    /// the woken handles: each is driven if it has a pump, and raised for Lua.
     fn turn(&self) {
         // Yielding once makes the scheduler poll the reactor with a zero timeout.
         self.runtime.block_on(tokio::task::yield_now());
         self.raise_expired_deadlines();
         let _runtime = self.enter();
-        let mut background = self.background.take();
-        background.retain(|work| !work.borrow_mut().advance());
-        // Work added while advancing comes after what was there.
-        background.append(&mut self.background.borrow_mut());
-        *self.background.borrow_mut() = background;
+        for readiness in self.raised.take_woken() {
+            let pump = self
+                .pumps
+                .borrow()
+                .get(&readiness.id())
+                .and_then(Weak::upgrade);
+            if let Some(pump) = pump {
+                // A Lua call on this handle never steps while it holds the handle.
+                if let Ok(mut pump) = pump.try_borrow_mut() {
+                    pump.drive(self);
+                }
+            }
+            readiness.raise();
+        }
     }
 
     /// Blocks until the doorbell rings or `limit` passes, then steps: how the copas flavour
@@ -223,7 +287,7 @@ impl Core {
                     .ring_at(entry.key().0 + TOKIO_TIMER_SLACK);
                 break;
             }
-            entry.remove().raise();
+            entry.remove().wake();
         }
     }
 }

@@ -9,6 +9,8 @@ mod client;
 mod connection;
 mod core;
 mod doorbell;
+pub mod http_head;
+mod keepalive;
 mod nonblocking;
 mod options;
 mod pin;
@@ -18,6 +20,7 @@ mod results;
 mod server;
 pub mod socket_error;
 pub mod tls;
+mod transport;
 mod ws_error;
 
 use mlua::prelude::*;
@@ -81,6 +84,11 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set(
         "busy",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.has_background_work()))?,
+    )?;
+    // Whether some connection needs the core stepped although no Lua call waits on it.
+    exports.set(
+        "serving",
+        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.is_serving()))?,
     )?;
     Ok(exports)
 }

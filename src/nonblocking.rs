@@ -4,21 +4,20 @@
 //! matching `resume_*` method.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
 
 use mlua::{IntoLuaMulti, LightUserData, Lua, MultiValue, UserData, UserDataMethods, Value};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::{self, ConnectError, Connection, Ending, Opened, Received, State};
-use crate::core::{BackgroundWork, Core, DeadlineId};
+use crate::core::{Core, DeadlineId, Pump, WaitAlarm};
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
-    ClientOptions, ConnectArguments,
+    ClientOptions, ConnectArguments, ConnectionSettings,
 };
 use crate::ready::Readiness;
 use crate::results;
@@ -31,89 +30,192 @@ pub fn pending() -> LightUserData {
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Opened, ConnectError>>>>;
 
-/// What a call in progress and the core's background closing share.
+/// Told when a connection ends (the server drops it from its broadcast group).
+pub trait EndNotice {
+    fn ended(&self, id: u64);
+}
+
+/// What a Lua call in progress and the core's driving share.
 struct Shared {
     connection: Connection,
     readiness: Readiness,
+    settings: ConnectionSettings,
     connecting: Option<Connecting>,
     unsent: Option<Message>,
     /// The close frame's code and reason, once a close has started.
     closing_with: Option<(u16, String)>,
-    /// How the connection ended when that happened in the background, for the next call.
+    /// Messages read ahead for a later receive (at most `settings.max_queue`).
+    inbox: VecDeque<Received>,
+    /// How the connection ended, for the next receive once the inbox is empty.
     ended: Option<Ending>,
+    /// The doorbell's deadline for the keepalive timer, while there is one.
+    keepalive_alarm: Option<(tokio::time::Instant, DeadlineId)>,
+    /// Whether the connection was ever open, and whether its end was reported.
+    opened: bool,
+    end_reported: bool,
+    on_end: Option<Rc<dyn EndNotice>>,
 }
 
 impl Shared {
     fn poll_close(&mut self) -> Poll<Ending> {
         let (code, reason) = self.closing_with.clone().unwrap_or((1000, String::new()));
-        let mut cx = self.readiness.poll_context();
+        let readiness = self.readiness.clone();
+        let mut cx = readiness.waker_context();
         self.connection.poll_close(&mut cx, code, &reason)
+    }
+
+    /// Reads ahead into the inbox while it has room (a full inbox stops reading: TCP then
+    /// holds the peer back), keeps the keepalive and finishes a close under way.
+    fn read_ahead(&mut self) {
+        let readiness = self.readiness.clone();
+        let mut cx = readiness.waker_context();
+        let inbox_full = |shared: &Self| shared.inbox.len() >= shared.settings.max_queue;
+        if self.connection.state() == State::Open && inbox_full(self) {
+            self.connection.pause_keepalive();
+            return;
+        }
+        if let Poll::Ready(ending) = self.connection.poll_keepalive(&mut cx) {
+            self.ended = Some(ending);
+            return;
+        }
+        while self.connection.state() == State::Open && !inbox_full(self) {
+            match self.connection.poll_receive(&mut cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(message)) => self.inbox.push_back(message),
+                Poll::Ready(Err(ending)) => self.ended = Some(ending),
+            }
+        }
+    }
+
+    fn drive_connection(&mut self) {
+        if self.connecting.is_some() {
+            return; // the connect is Lua's to poll
+        }
+        match self.connection.state() {
+            State::Closed => {}
+            _ if self.closing_with.is_some() => {
+                if let Poll::Ready(ending) = self.poll_close() {
+                    self.ended = Some(ending);
+                }
+            }
+            _ => self.read_ahead(),
+        }
+    }
+
+    /// Keeps the doorbell's alarm at the keepalive timer's deadline: tokio's timer wakes the
+    /// connection only when the core steps, and the doorbell makes copas step it.
+    fn arm_keepalive_alarm(&mut self, core: &Core) {
+        let deadline = self.connection.keepalive_deadline();
+        if self.keepalive_alarm.map(|(at, _)| at) == deadline {
+            return;
+        }
+        if let Some((_, alarm)) = self.keepalive_alarm.take() {
+            core.cancel_deadline(alarm);
+        }
+        if let Some(deadline) = deadline {
+            let alarm = core.raise_at(deadline.into_std(), &self.readiness);
+            self.keepalive_alarm = Some((deadline, alarm));
+        }
+    }
+
+    /// Once the connection has ended: it needs no more service, and the server hears of it.
+    fn report_end(&mut self, core: &Core) {
+        if self.end_reported || !self.opened || self.connection.state() != State::Closed {
+            return;
+        }
+        self.end_reported = true;
+        core.end_service(self.readiness.id());
+        if let Some(notice) = &self.on_end {
+            notice.ended(self.readiness.id());
+        }
+    }
+
+    /// Everything that follows a poll: the keepalive alarm and the end.
+    fn settle(&mut self, core: &Core) {
+        self.arm_keepalive_alarm(core);
+        self.report_end(core);
     }
 }
 
-/// Closing a connection that no Lua call is waiting on (server:close()).
-impl BackgroundWork for Shared {
-    fn advance(&mut self) -> bool {
-        if !self.readiness.is_raised() {
-            return false;
-        }
-        match self.poll_close() {
-            Poll::Pending => false,
-            Poll::Ready(ending) => {
-                self.ended = Some(ending);
-                // Whoever waits on this connection learns how it ended.
-                self.readiness.raise();
-                true
-            }
-        }
+/// The core drives a connection whenever its waker fires, whether or not Lua waits on it.
+impl Pump for Shared {
+    fn drive(&mut self, core: &Core) {
+        self.drive_connection();
+        self.settle(core);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.connection.state() == State::Closing
     }
 }
 
 pub struct NonBlockingConnection {
     core: Rc<Core>,
     shared: Rc<RefCell<Shared>>,
-    config: WebSocketConfig,
     /// The deadline of the wait under way, if it has one.
-    deadline: Option<DeadlineId>,
+    wait_alarm: WaitAlarm,
 }
 
 /// `websocket_native.copas_client(opts)`: a client whose calls never wait.
 pub fn new_client(lua: &Lua, opts: Value) -> mlua::Result<MultiValue> {
     let made = ClientOptions::from_lua(opts, "copas").and_then(|options| {
         let core = Core::of(lua)?;
-        let client = NonBlockingConnection::new(core, Connection::default(), options.config);
+        let client = NonBlockingConnection::new(core, Connection::default(), options.settings);
         lua.create_userdata(client)?.into_lua_multi(lua)
     });
     argument_errors_as_values(lua, made)
 }
 
 impl NonBlockingConnection {
-    pub fn new(core: Rc<Core>, connection: Connection, config: WebSocketConfig) -> Self {
-        let shared = Shared {
+    /// A handle over `connection` (open already for a server, closed for a client).
+    pub fn new(core: Rc<Core>, connection: Connection, settings: ConnectionSettings) -> Self {
+        let opened = connection.state() == State::Open;
+        let shared = Rc::new(RefCell::new(Shared {
             connection,
             readiness: core.readiness(),
+            settings,
             connecting: None,
             unsent: None,
             closing_with: None,
+            inbox: VecDeque::new(),
             ended: None,
-        };
+            keepalive_alarm: None,
+            opened,
+            end_reported: false,
+            on_end: None,
+        }));
+        let id = shared.borrow().readiness.id();
+        let pump: Rc<RefCell<dyn Pump>> = shared.clone();
+        core.add_pump(id, Rc::downgrade(&pump));
         NonBlockingConnection {
             core,
-            shared: Rc::new(RefCell::new(shared)),
-            config,
-            deadline: None,
+            shared,
+            wait_alarm: WaitAlarm::default(),
         }
     }
 
+    /// A server connection: served by the core until it ends, and `notice` hears of its end.
+    pub fn serve(self, notice: Rc<dyn EndNotice>) -> Self {
+        {
+            let mut shared = self.shared.borrow_mut();
+            shared.on_end = Some(notice);
+            self.core.start_service(shared.readiness.id());
+            // Start reading ahead and the keepalive at once.
+            shared.readiness.wake();
+        }
+        self
+    }
+
     fn connect(&mut self, lua: &Lua, arguments: ConnectArguments) -> mlua::Result<MultiValue> {
-        let state = {
+        let (state, settings) = {
             let shared = self.shared.borrow();
-            match shared.connecting {
+            let state = match shared.connecting {
                 Some(_) => State::Open, // a connect in progress counts as not CLOSED
                 None => shared.connection.state(),
-            }
+            };
+            (state, shared.settings.clone())
         };
-        let mut request = match connect_request(lua, arguments, state, self.config)? {
+        let mut request = match connect_request(lua, arguments, state, &settings)? {
             Ok(request) => request,
             Err(answer) => return Ok(answer),
         };
@@ -140,7 +242,19 @@ impl NonBlockingConnection {
         };
         shared.connecting = None;
         let outcome = outcome.map(|opened| {
-            shared.connection = Connection::open(opened.stream);
+            let keepalive = shared.settings.keepalive;
+            shared.connection = Connection::open(opened.stream, keepalive);
+            shared.inbox.clear();
+            shared.ended = None;
+            shared.closing_with = None;
+            shared.opened = true;
+            shared.end_reported = false;
+            if keepalive.is_some() {
+                // Pings go out whether or not the program waits on this client.
+                self.core.start_service(shared.readiness.id());
+            }
+            // Read ahead from now on.
+            shared.readiness.wake();
             opened.accepted
         });
         results::connected(lua, outcome)
@@ -157,8 +271,7 @@ impl NonBlockingConnection {
     fn receive(&mut self, lua: &Lua, step_first: bool) -> mlua::Result<MultiValue> {
         let outcome = match self.poll_receive() {
             Poll::Pending if step_first => {
-                // No borrow of the connection is held here: the step advances background
-                // work, which may be this connection's closing.
+                // No borrow of the connection is held here: the step drives it.
                 self.core.step();
                 if self.shared.borrow().readiness.is_raised() {
                     self.poll_receive()
@@ -174,21 +287,31 @@ impl NonBlockingConnection {
         }
     }
 
+    /// A message read ahead, else what the connection has now; a close under way (started
+    /// by server:close()) is what a receive waits for.
     fn poll_receive(&mut self) -> Poll<Result<Received, Ending>> {
         let _runtime = self.core.enter();
-        let mut guard = self.shared.borrow_mut();
-        let shared = &mut *guard;
-        if let Some(ending) = shared.ended.take() {
-            return Poll::Ready(Err(ending));
-        }
-        match shared.connection.state() {
-            // A close under way (started by server:close()) is what this receive waits for.
-            State::Closing => shared.poll_close().map(Err),
-            _ => {
-                let mut cx = shared.readiness.poll_context();
-                shared.connection.poll_receive(&mut cx)
+        let mut shared = self.shared.borrow_mut();
+        shared.readiness.lower();
+        let outcome = match shared.inbox.pop_front() {
+            Some(message) => Poll::Ready(Ok(message)),
+            None => {
+                shared.drive_connection();
+                match (shared.inbox.pop_front(), shared.ended.take()) {
+                    (Some(message), ended) => {
+                        shared.ended = ended;
+                        Poll::Ready(Ok(message))
+                    }
+                    (None, Some(ending)) => Poll::Ready(Err(ending)),
+                    (None, None) if shared.connection.state() == State::Closed => {
+                        Poll::Ready(Err(Ending::unclean(1006, "wrong state")))
+                    }
+                    (None, None) => Poll::Pending,
+                }
             }
-        }
+        };
+        shared.settle(&self.core);
+        outcome
     }
 
     fn send(&mut self, lua: &Lua, payload: Value, opcode: Value) -> mlua::Result<MultiValue> {
@@ -199,21 +322,25 @@ impl NonBlockingConnection {
 
     fn resume_send(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
         let _runtime = self.core.enter();
-        let mut shared = self.shared.borrow_mut();
-        if let Some(ending) = shared.ended.take() {
-            return results::sent(lua, Err(ending));
+        let mut guard = self.shared.borrow_mut();
+        let shared = &mut *guard;
+        if let Some(ending) = &shared.ended {
+            shared.unsent = None;
+            return results::sent(lua, Err(ending.clone()));
         }
-        let Shared {
-            connection,
-            readiness,
-            unsent,
-            ..
-        } = &mut *shared;
-        let mut cx = readiness.poll_context();
-        match connection.poll_send(&mut cx, unsent) {
-            Poll::Pending => pending().into_lua_multi(lua),
-            Poll::Ready(outcome) => results::sent(lua, outcome),
+        let mut cx = shared.readiness.poll_context();
+        let outcome = match shared.connection.poll_send(&mut cx, &mut shared.unsent) {
+            Poll::Pending => return pending().into_lua_multi(lua),
+            Poll::Ready(outcome) => outcome,
+        };
+        if let Err(ending) = &outcome {
+            // A broken connection: the next receive reports the same ending.
+            if shared.opened && shared.ended.is_none() && !shared.end_reported {
+                shared.ended = Some(ending.clone());
+            }
         }
+        shared.settle(&self.core);
+        results::sent(lua, outcome)
     }
 
     fn close(&mut self, lua: &Lua, code: Value, reason: Value) -> mlua::Result<MultiValue> {
@@ -231,30 +358,40 @@ impl NonBlockingConnection {
     fn resume_close(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
         let _runtime = self.core.enter();
         let mut shared = self.shared.borrow_mut();
-        if let Some(ending) = shared.ended.take() {
-            return results::closed(lua, ending);
-        }
-        match shared.poll_close() {
-            Poll::Pending => pending().into_lua_multi(lua),
-            Poll::Ready(ending) => results::closed(lua, ending),
-        }
+        shared.readiness.lower();
+        let ending = match shared.ended.take() {
+            Some(ending) => ending,
+            None => match shared.poll_close() {
+                Poll::Pending => return pending().into_lua_multi(lua),
+                Poll::Ready(ending) => ending,
+            },
+        };
+        shared.inbox.clear();
+        shared.settle(&self.core);
+        results::closed(lua, ending)
     }
 
     /// Closes in the background: the core finishes the close handshake on its own.
     fn close_in_background(&mut self, code: Value, reason: Value) -> mlua::Result<()> {
         let code = close_code(code)?;
         let reason = close_reason(reason)?;
-        {
-            let mut shared = self.shared.borrow_mut();
-            if shared.connection.state() != State::Open {
-                return Ok(());
-            }
+        let mut shared = self.shared.borrow_mut();
+        if shared.connection.state() == State::Open {
             shared.closing_with = Some((code, reason));
-            shared.readiness.raise();
+            shared.readiness.wake();
         }
-        let work: Rc<RefCell<dyn BackgroundWork>> = self.shared.clone();
-        self.core.run_in_background(work);
         Ok(())
+    }
+
+    /// Whether a close started by `close_in_background` has finished (driving it first); a
+    /// receive waiting on the same connection still learns how it ended.
+    fn close_finished(&mut self) -> bool {
+        let _runtime = self.core.enter();
+        let mut shared = self.shared.borrow_mut();
+        shared.readiness.lower();
+        shared.drive_connection();
+        shared.settle(&self.core);
+        shared.connection.state() == State::Closed
     }
 
     /// Drops the socket at once (a close whose timeout expired).
@@ -262,6 +399,7 @@ impl NonBlockingConnection {
         let mut shared = self.shared.borrow_mut();
         shared.connecting = None;
         shared.connection = Connection::default();
+        shared.settle(&self.core);
         Ending::unclean(1006, crate::socket_error::TIMEOUT)
     }
 
@@ -274,10 +412,14 @@ impl NonBlockingConnection {
     }
 }
 
-/// Seconds on the core's clock (`websocket_native.now()`), as an Instant.
-fn instant_at(core: &Core, seconds: f64) -> Instant {
-    let at = core.epoch() + Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
-    at.max(Instant::now())
+impl Drop for NonBlockingConnection {
+    fn drop(&mut self) {
+        let mut shared = self.shared.borrow_mut();
+        if let Some((_, alarm)) = shared.keepalive_alarm.take() {
+            self.core.cancel_deadline(alarm);
+        }
+        self.core.remove_pump(shared.readiness.id());
+    }
 }
 
 impl UserData for NonBlockingConnection {
@@ -304,6 +446,7 @@ impl UserData for NonBlockingConnection {
         methods.add_method_mut("close_in_background", |_, this, (code, reason)| {
             this.close_in_background(code, reason)
         });
+        methods.add_method_mut("close_finished", |_, this, ()| Ok(this.close_finished()));
         methods.add_method_mut("abort", |lua, this, ()| results::closed(lua, this.abort()));
         methods.add_method("state", |_, this, ()| Ok(this.state()));
         methods.add_method("ready", |_, this, ()| {
@@ -314,14 +457,8 @@ impl UserData for NonBlockingConnection {
         // The deadline of the wait under way (seconds on `now()`'s clock), replacing any
         // earlier one; nil cancels it.
         methods.add_method_mut("wake_at", |_, this, seconds: Option<f64>| {
-            if let Some(previous) = this.deadline.take() {
-                this.core.cancel_deadline(previous);
-            }
-            if let Some(seconds) = seconds {
-                let deadline = instant_at(&this.core, seconds);
-                let readiness = this.shared.borrow().readiness.clone();
-                this.deadline = Some(this.core.raise_at(deadline, &readiness));
-            }
+            let readiness = this.shared.borrow().readiness.clone();
+            this.wait_alarm.set(&this.core, seconds, &readiness);
             Ok(())
         });
     }

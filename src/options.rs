@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mlua::{Table, Value};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::address::{self, AddressError};
 use crate::connection::{ConnectRequest, State};
-use crate::tls::TlsOptions;
+use crate::http_head::checked_header;
+use crate::keepalive::KeepaliveSettings;
+use crate::tls::{server_config, ClientCertificates, ServerTlsOptions, TlsOptions};
 
 /// A wrong argument from Lua, worded like luaL_argerror's message.
 #[derive(Debug)]
@@ -149,10 +152,60 @@ pub fn close_reason(value: Value) -> mlua::Result<String> {
     }
 }
 
-/// The options table of `client.sync(opts)`.
+/// What every connection of a client or server is set up with.
+#[derive(Clone)]
+pub struct ConnectionSettings {
+    pub config: WebSocketConfig,
+    pub keepalive: Option<KeepaliveSettings>,
+    /// Messages read ahead for a later receive.
+    pub max_queue: usize,
+    /// Extra request headers of a client (checked already).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Messages a connection reads ahead by default.
+pub const DEFAULT_MAX_QUEUE: usize = 16;
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            config: small_buffers(),
+            keepalive: None,
+            max_queue: DEFAULT_MAX_QUEUE,
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl ConnectionSettings {
+    /// The settings in an options table (`opts` or listen's `config`).
+    fn from_lua(table: &Table, function: &str) -> mlua::Result<Self> {
+        let interval = seconds(table.get("ping_interval")?, function, "ping_interval")?;
+        let timeout = seconds(table.get("ping_timeout")?, function, "ping_timeout")?;
+        let keepalive = match interval {
+            Some(interval) if interval.is_zero() => {
+                return Err(bad_argument(1, function, "ping_interval: must be positive"));
+            }
+            Some(interval) => Some(KeepaliveSettings {
+                interval,
+                timeout: timeout.filter(|t| !t.is_zero()).unwrap_or(interval),
+            }),
+            None => None,
+        };
+        Ok(ConnectionSettings {
+            config: size_limits(table, function, small_buffers())?,
+            keepalive,
+            max_queue: size(table.get("max_queue")?, function, "max_queue")?
+                .unwrap_or(DEFAULT_MAX_QUEUE),
+            headers: request_headers(table.get("headers")?, 1, function)?,
+        })
+    }
+}
+
+/// The options table of `client.sync(opts)` and `client.copas(opts)`.
 pub struct ClientOptions {
     pub timeout: Option<Duration>,
-    pub config: WebSocketConfig,
+    pub settings: ConnectionSettings,
 }
 
 /// Every connection's tungstenite settings before the size limits. tungstenite zero-fills
@@ -174,22 +227,24 @@ impl ClientOptions {
         };
         Ok(ClientOptions {
             timeout: seconds(table.get("timeout")?, function, "timeout")?,
-            config: size_limits(&table, function, small_buffers())?,
+            settings: ConnectionSettings::from_lua(&table, function)?,
         })
     }
 
     fn defaults() -> Self {
         ClientOptions {
             timeout: None,
-            config: small_buffers(),
+            settings: ConnectionSettings::default(),
         }
     }
 }
 
-/// The limits of `websocket.server.copas.listen(config)`.
+/// The settings of `websocket.server.copas.listen(config)`.
 pub struct ServerOptions {
-    pub config: WebSocketConfig,
+    pub settings: ConnectionSettings,
     pub handshake_timeout: Duration,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub reuse_port: bool,
 }
 
 impl ServerOptions {
@@ -203,8 +258,16 @@ impl ServerOptions {
             "handshake_timeout",
         )?;
         Ok(ServerOptions {
-            config: size_limits(table, "listen", small_buffers())?,
+            settings: ConnectionSettings::from_lua(table, "listen")?,
             handshake_timeout: timeout.unwrap_or(Self::DEFAULT_HANDSHAKE_TIMEOUT),
+            tls: match server_tls_options(table.get("ssl")?)? {
+                Some(options) => Some(
+                    server_config(&options)
+                        .map_err(|problem| bad_argument(1, "listen", format!("ssl: {problem}")))?,
+                ),
+                None => None,
+            },
+            reuse_port: table.get::<Option<bool>>("reuse_port")?.unwrap_or(false),
         })
     }
 }
@@ -265,16 +328,79 @@ fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>
     Ok(Some(n as usize))
 }
 
-/// `connect(url, protocol, ssl_params)` as Lua passed them.
-pub type ConnectArguments = (Value, Value, Value);
+/// `connect(url, protocol, ssl_params, headers)` as Lua passed them.
+pub type ConnectArguments = (Value, Value, Value, Value);
+
+/// The headers of a WebSocket handshake that only the library may set.
+const HANDSHAKE_HEADERS: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// Extra request headers: a table name -> string value, each checked (argument `position`
+/// of `function`).
+fn request_headers(
+    value: Value,
+    position: usize,
+    function: &str,
+) -> mlua::Result<Vec<(HeaderName, HeaderValue)>> {
+    let table = match value {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Table(table) => table,
+        other => {
+            let problem = format!("headers: {}", expected("table", &other));
+            return Err(bad_argument(position, function, problem));
+        }
+    };
+    let mut headers = Vec::new();
+    for pair in table.pairs::<Value, Value>() {
+        let (name, value) = pair?;
+        let (Value::String(name), Value::String(value)) = (&name, &value) else {
+            let problem = format!(
+                "headers: string names and values expected, got {} = {}",
+                name.type_name(),
+                value.type_name()
+            );
+            return Err(bad_argument(position, function, problem));
+        };
+        let name = String::from_utf8_lossy(&name.as_bytes()).into_owned();
+        let value = String::from_utf8_lossy(&value.as_bytes()).into_owned();
+        if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            let problem = format!("headers: '{name}' is set by the WebSocket handshake itself");
+            return Err(bad_argument(position, function, problem));
+        }
+        let checked = checked_header(&name, &value)
+            .map_err(|problem| bad_argument(position, function, format!("headers: {problem}")))?;
+        headers.push(checked);
+    }
+    Ok(headers)
+}
+
+/// `base` with `overrides` replacing the headers of the same name.
+fn merged_headers(
+    base: &[(HeaderName, HeaderValue)],
+    overrides: Vec<(HeaderName, HeaderValue)>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers: Vec<_> = base
+        .iter()
+        .filter(|(name, _)| !overrides.iter().any(|(other, _)| other == name))
+        .cloned()
+        .collect();
+    headers.extend(overrides);
+    headers
+}
 
 /// The request `connect`'s arguments describe, or the answer to give at once instead
 /// (`nil, 'wrong state'`, `nil, 'bad protocol'`, `nil, <invalid URL>`).
 pub fn connect_request(
     lua: &mlua::Lua,
-    (url, protocol, ssl): ConnectArguments,
+    (url, protocol, ssl, headers): ConnectArguments,
     state: State,
-    config: WebSocketConfig,
+    settings: &ConnectionSettings,
 ) -> mlua::Result<Result<ConnectRequest, mlua::MultiValue>> {
     use mlua::IntoLuaMulti;
     let url = match url {
@@ -283,6 +409,7 @@ pub fn connect_request(
     };
     let protocols = protocols(protocol)?;
     let tls = tls_options(ssl)?;
+    let headers = merged_headers(&settings.headers, request_headers(headers, 4, "connect")?);
     let refusal = |message: String| (Value::Nil, message).into_lua_multi(lua).map(Err);
     if state != State::Closed {
         return refusal("wrong state".to_string());
@@ -292,7 +419,8 @@ pub fn connect_request(
             address,
             protocols,
             tls,
-            config,
+            config: settings.config,
+            headers,
             on_socket: None,
         })),
         Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),
@@ -347,6 +475,53 @@ fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
             _ => None,
         },
     })
+}
+
+/// listen's `ssl` table, in luasec's server shape.
+fn server_tls_options(value: Value) -> mlua::Result<Option<ServerTlsOptions>> {
+    let bad = |problem: String| bad_argument(1, "listen", format!("ssl: {problem}"));
+    let table = match value {
+        Value::Nil => return Ok(None),
+        Value::Table(table) => table,
+        other => return Err(bad(expected("table", &other))),
+    };
+    let required = |key: &str| -> mlua::Result<PathBuf> {
+        match table.get::<Value>(key)? {
+            Value::String(text) => Ok(PathBuf::from(text.to_str()?.to_string())),
+            other => Err(bad(format!("{key}: {}", expected("file name", &other)))),
+        }
+    };
+    let flags: Vec<String> = match table.get::<Value>("verify")? {
+        Value::Nil => Vec::new(),
+        Value::String(flag) => vec![flag.to_str()?.to_string()],
+        Value::Table(list) => list.sequence_values().collect::<mlua::Result<_>>()?,
+        other => {
+            return Err(bad(format!(
+                "verify: {}",
+                expected("string or table", &other)
+            )))
+        }
+    };
+    let has = |name: &str| flags.iter().any(|flag| flag == name);
+    let client_certificates = if has("fail_if_no_peer_cert") {
+        ClientCertificates::Required
+    } else if has("peer") {
+        ClientCertificates::Optional
+    } else {
+        ClientCertificates::NotAsked
+    };
+    let cafile = match table.get::<Value>("cafile")? {
+        Value::Nil => None,
+        Value::String(text) => Some(PathBuf::from(text.to_str()?.to_string())),
+        other => return Err(bad(format!("cafile: {}", expected("file name", &other)))),
+    };
+    Ok(Some(ServerTlsOptions {
+        certificate: required("certificate")?,
+        key: required("key")?,
+        cafile,
+        client_certificates,
+        protocol: table.get::<Option<String>>("protocol")?,
+    }))
 }
 
 /// luasec's `verify` is a string or a list of flags; only `'none'` turns checking off.

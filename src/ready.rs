@@ -1,63 +1,96 @@
-//! A waker that only raises a flag, and the queue that tells Lua which flags went up.
+//! A waker that only raises a flag, and the queues that say which flags went up.
 //!
-//! Futures of the copas flavour are not spawned as tasks: Lua polls them when it asks for
-//! something. Their waker raises the flag of the handle they belong to. Lua reads one flag
-//! through `ready()`, and learns which handles to look at from the raised queue, so that
-//! waking the right coroutine costs the same with ten or ten thousand connections waiting.
+//! Futures of the copas flavour are not spawned as tasks. A waker firing queues its handle
+//! for the core (`woken`); on its next step the core drives that handle (a connection reads
+//! ahead, answers pings, keeps its keepalive) and then raises the flag Lua sees, queueing the
+//! handle for Lua (`raised`). Lua reads one flag through `ready()` and learns which handles
+//! to look at from the raised queue, so that waking the right coroutine costs the same with
+//! ten or ten thousand connections waiting.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Wake, Waker};
 
-/// The flags raised since Lua last took them, each at most once: a handle nobody waits on
-/// adds nothing more until Lua takes the queue.
+type FlagList = Arc<Mutex<Vec<Arc<Flag>>>>;
+
+fn locked(list: &FlagList) -> MutexGuard<'_, Vec<Arc<Flag>>> {
+    // Nothing can panic while holding the lock, but a poisoned list is still usable.
+    list.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The handles woken for the core, and those raised for Lua, each listed at most once.
 #[derive(Clone, Default)]
-pub struct RaisedQueue(Arc<Mutex<Vec<Arc<Flag>>>>);
+pub struct RaisedQueue {
+    woken: FlagList,
+    raised: FlagList,
+}
 
 impl RaisedQueue {
-    fn flags(&self) -> MutexGuard<'_, Vec<Arc<Flag>>> {
-        // Nothing can panic while holding the lock, but a poisoned queue is still usable.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
+    /// Whether neither the core nor Lua has anything to look at.
     pub fn is_empty(&self) -> bool {
-        self.flags().is_empty()
+        locked(&self.raised).is_empty() && locked(&self.woken).is_empty()
     }
 
-    /// Appends the ids of the queued flags to `into`, oldest first, and empties the queue.
+    /// Whether Lua has handles to look at.
+    pub fn has_raised(&self) -> bool {
+        !locked(&self.raised).is_empty()
+    }
+
+    /// Appends the ids of the handles raised for Lua to `into`, oldest first, and empties
+    /// that queue.
     pub fn take(&self, into: &mut Vec<u64>) {
-        for flag in self.flags().drain(..) {
+        for flag in locked(&self.raised).drain(..) {
             flag.queued.store(false, Ordering::Release);
             into.push(flag.id);
         }
     }
+
+    /// The handles woken since the last call; each may be woken again from now on.
+    pub fn take_woken(&self) -> Vec<Readiness> {
+        let flags: Vec<Arc<Flag>> = locked(&self.woken).drain(..).collect();
+        flags
+            .into_iter()
+            .map(|flag| {
+                flag.woken.store(false, Ordering::Release);
+                Readiness::from_flag(flag)
+            })
+            .collect()
+    }
 }
 
 struct Flag {
+    /// Queued for the core.
+    woken: AtomicBool,
+    /// Up for Lua: something happened since Lua last looked.
     raised: AtomicBool,
+    /// Queued for Lua.
     queued: AtomicBool,
     id: u64,
     queue: RaisedQueue,
 }
 
 impl Flag {
+    fn wake(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            locked(&self.queue.woken).push(Arc::clone(self));
+        }
+    }
+
     fn raise(self: &Arc<Self>) {
         // Queued when it goes up, unless it is in the queue already.
         if !self.raised.swap(true, Ordering::AcqRel) && !self.queued.swap(true, Ordering::AcqRel) {
-            self.queue.flags().push(Arc::clone(self));
+            locked(&self.queue.raised).push(Arc::clone(self));
         }
     }
 }
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
-        self.raise();
+        Flag::wake(&self);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.raise();
+        Flag::wake(self);
     }
 }
 
@@ -68,15 +101,19 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// A flag known to Lua as `id`, which reports its raisings to `queue`.
+    /// A flag known to Lua as `id`, which reports to `queue`.
     pub fn new(id: u64, queue: RaisedQueue) -> Self {
         // Raised at first, so that the first look polls.
-        let flag = Arc::new(Flag {
+        Readiness::from_flag(Arc::new(Flag {
+            woken: AtomicBool::new(false),
             raised: AtomicBool::new(true),
             queued: AtomicBool::new(false),
             id,
             queue,
-        });
+        }))
+    }
+
+    fn from_flag(flag: Arc<Flag>) -> Self {
         let waker = Waker::from(Arc::clone(&flag));
         Readiness { flag, waker }
     }
@@ -85,18 +122,35 @@ impl Readiness {
         self.flag.id
     }
 
-    /// Whether something happened since the last poll.
+    /// Whether something happened since Lua last looked.
     pub fn is_raised(&self) -> bool {
         self.flag.raised.load(Ordering::Acquire)
     }
 
+    /// Tells Lua to look (queues the handle for Lua).
     pub fn raise(&self) {
         self.flag.raise();
     }
 
-    /// Lowers the flag and gives the context to poll with: the waker raises it again.
+    /// Asks the core to drive this handle on its next step (what the waker does).
+    pub fn wake(&self) {
+        Flag::wake(&self.flag);
+    }
+
+    /// Lowers Lua's flag: Lua is looking now.
+    pub fn lower(&self) {
+        self.flag.raised.store(false, Ordering::Release);
+    }
+
+    /// Lowers Lua's flag and gives the context to poll with: the waker wakes the handle
+    /// again.
     pub fn poll_context(&self) -> Context<'_> {
         self.flag.raised.store(false, Ordering::Release);
+        self.waker_context()
+    }
+
+    /// The context to poll with, leaving Lua's flag as it is (the core's own polling).
+    pub fn waker_context(&self) -> Context<'_> {
         Context::from_waker(&self.waker)
     }
 }
@@ -112,7 +166,24 @@ mod tests {
         let cx = readiness.poll_context();
         assert!(!readiness.is_raised());
         cx.waker().wake_by_ref();
-        assert!(readiness.is_raised());
+        // Woken for the core; Lua sees it once the core delivered it.
+        assert!(!readiness.is_raised());
+    }
+
+    #[test]
+    fn a_handle_is_woken_once_until_the_core_takes_it() {
+        let queue = RaisedQueue::default();
+        let readiness = Readiness::new(3, queue.clone());
+        readiness.wake();
+        readiness.wake();
+        assert!(!queue.is_empty());
+        assert!(!queue.has_raised());
+        let woken = queue.take_woken();
+        assert_eq!(woken.len(), 1);
+        assert_eq!(woken[0].id(), 3);
+        assert!(queue.take_woken().is_empty());
+        readiness.wake();
+        assert_eq!(queue.take_woken().len(), 1);
     }
 
     #[test]

@@ -1,11 +1,20 @@
-//! The listening side of the copas server: accepts connections and runs their opening
-//! handshakes, and hands Lua one event at a time: a new connection with its protocol, or an
-//! error for `on_error`. Like the rest of the copas flavour it never waits: Lua asks for the
-//! next event when `ready()` is up.
+//! The listening side of the copas server: accepts connections, runs their TLS handshakes,
+//! reads their requests and upgrades them, and hands Lua one event at a time. Like the rest of
+//! the copas flavour it never waits: Lua asks for the next event when `ready()` is up.
+//!
+//! A connection goes through two stages, so that Lua can look at the request (and yield in
+//! `on_request`) before the upgrade:
+//! 1. accept, TLS, read the request head: the event `'request', pending, request`;
+//! 2. Lua answers with `pending:accept()` (tungstenite upgrades it: `'open', …`) or
+//!    `pending:respond(status, headers, body)` (a plain HTTP response, then the socket closes).
+//!
+//! `handshake_timeout` bounds both stages together: a request that Lua leaves unanswered is
+//! dropped at the deadline.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -14,23 +23,24 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use mlua::{IntoLuaMulti, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error;
-use tokio_tungstenite::MaybeTlsStream;
 
 use crate::batched_read::BatchedRead;
 use crate::connection::{Connection, Stream};
-use crate::core::{Core, DeadlineId};
-use crate::nonblocking::NonBlockingConnection;
-use crate::options::{argument_errors_as_values, ServerOptions};
+use crate::core::{Core, DeadlineId, WaitAlarm};
+use crate::http_head::{self, HeadError, RequestHead};
+use crate::nonblocking::{EndNotice, NonBlockingConnection};
+use crate::options::{argument_errors_as_values, ConnectionSettings, ServerOptions};
 use crate::ready::Readiness;
 use crate::socket_error::describe_io;
+use crate::transport::{Inner, Transport};
+use crate::ws_error;
 
 /// Which subprotocol a connection gets: the first offered one that is configured, else the
 /// default handler's (no protocol), else the connection is refused.
@@ -41,39 +51,96 @@ pub struct ProtocolChoice {
 
 impl ProtocolChoice {
     /// `Ok(Some(name))`, `Ok(None)` for the default handler, `Err(())` to refuse.
-    fn choose(&self, offered: Option<&str>) -> Result<Option<String>, ()> {
-        let matched = offered.and_then(|header| {
-            header
-                .split(',')
-                .map(str::trim)
-                .find(|name| self.configured.iter().any(|known| known == name))
-        });
+    fn choose(&self, offered: &[String]) -> Result<Option<String>, ()> {
+        let matched = offered
+            .iter()
+            .find(|name| self.configured.iter().any(|known| known == *name));
         match matched {
-            Some(name) => Ok(Some(name.to_string())),
+            Some(name) => Ok(Some(name.clone())),
             None if self.has_default => Ok(None),
             None => Err(()),
         }
     }
 }
 
+/// Who connected, as `request.address`, `.port` and `.secure` tell Lua.
+#[derive(Clone)]
+struct Peer {
+    address: String,
+    port: u16,
+    secure: bool,
+}
+
+/// A request whose head was read: the stream, every byte read from it, and the head.
+struct Arrived {
+    inner: Inner,
+    bytes: Vec<u8>,
+    head: RequestHead,
+}
+
+/// Stage 1's result, until Lua answers it (or the deadline drops it).
+type Slot = Rc<RefCell<Option<Arrived>>>;
+
 enum Event {
-    Opened(Box<Stream>, Option<String>),
-    Failed(String),
+    Request(PendingRequest, RequestHead, Peer),
+    Opened(Box<Stream>, Option<String>, u64),
+    /// An error for `on_error`, with the request's id when Lua has seen the request.
+    Failed(String, Option<u64>),
+}
+
+/// A handshake stage's outcome, and the deadline alarm to cancel once the handshake is over.
+type StageOutcome = (Option<Event>, Option<DeadlineId>);
+
+/// What the listener and its pending requests and connections share.
+struct Shared {
+    stages: RefCell<FuturesUnordered<LocalBoxFuture<'static, StageOutcome>>>,
+    /// Stages added while `stages` is being polled (a stage may add the next one).
+    new_stages: RefCell<Vec<LocalBoxFuture<'static, StageOutcome>>>,
+    /// Ids of server connections that ended, for Lua to drop from their groups.
+    ended: RefCell<Vec<u64>>,
+    readiness: Readiness,
+    next_request_id: Cell<u64>,
+    /// Set by server:close(): handshakes still answered by Lua go no further.
+    closed: Cell<bool>,
+}
+
+impl Shared {
+    fn add_stage(&self, stage: LocalBoxFuture<'static, StageOutcome>) {
+        if self.closed.get() {
+            return;
+        }
+        self.new_stages.borrow_mut().push(stage);
+        // The new stage is polled on the next look.
+        self.readiness.raise();
+    }
+}
+
+impl EndNotice for Shared {
+    fn ended(&self, id: u64) {
+        self.ended.borrow_mut().push(id);
+        self.readiness.raise();
+    }
+}
+
+/// Everything a connection's handshake needs from the server's settings.
+struct HandshakeSettings {
+    choice: ProtocolChoice,
+    settings: ConnectionSettings,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handshake_timeout: Duration,
 }
 
 pub struct Listener {
     core: Rc<Core>,
     listener: Option<TcpListener>,
-    handshakes: FuturesUnordered<LocalBoxFuture<'static, (Event, DeadlineId)>>,
+    shared: Rc<Shared>,
     events: VecDeque<Event>,
-    readiness: Readiness,
-    choice: Rc<ProtocolChoice>,
-    config: WebSocketConfig,
-    handshake_timeout: Duration,
+    handshake: Rc<HandshakeSettings>,
+    wait_alarm: WaitAlarm,
 }
 
 /// `websocket_native.listen(interface, port, protocols, has_default, config)`: a listener,
-/// `nil, reason` when the address cannot be bound, or `false, message` for a bad limit in
+/// `nil, reason` when the address cannot be bound, or `false, message` for a bad value in
 /// `config` (the server's config table).
 pub fn listen(
     lua: &Lua,
@@ -86,7 +153,7 @@ pub fn listen(
     let core = Core::of(lua)?;
     let bound = {
         let _runtime = core.enter();
-        bind(&interface, port)
+        bind(&interface, port, options.reuse_port)
     };
     let listener = match bound {
         Ok(listener) => listener,
@@ -95,17 +162,27 @@ pub fn listen(
     core.watch(listener.as_raw_fd())
         .map_err(mlua::Error::external)?;
     let server = Listener {
-        readiness: core.readiness(),
+        shared: Rc::new(Shared {
+            stages: RefCell::new(FuturesUnordered::new()),
+            new_stages: RefCell::new(Vec::new()),
+            ended: RefCell::new(Vec::new()),
+            readiness: core.readiness(),
+            next_request_id: Cell::new(1),
+            closed: Cell::new(false),
+        }),
         core,
         listener: Some(listener),
-        handshakes: FuturesUnordered::new(),
         events: VecDeque::new(),
-        choice: Rc::new(ProtocolChoice {
-            configured: protocols,
-            has_default,
+        wait_alarm: WaitAlarm::default(),
+        handshake: Rc::new(HandshakeSettings {
+            choice: ProtocolChoice {
+                configured: protocols,
+                has_default,
+            },
+            settings: options.settings,
+            tls: options.tls.map(tokio_rustls::TlsAcceptor::from),
+            handshake_timeout: options.handshake_timeout,
         }),
-        config: options.config,
-        handshake_timeout: options.handshake_timeout,
     };
     lua.create_userdata(server)?.into_lua_multi(lua)
 }
@@ -115,7 +192,7 @@ pub fn listen(
 const ACCEPT_BACKLOG: u32 = 1024;
 
 /// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`.
-fn bind(interface: &str, port: u16) -> Result<TcpListener, String> {
+fn bind(interface: &str, port: u16, reuse_port: bool) -> Result<TcpListener, String> {
     let addresses: Vec<SocketAddr> = if interface == "*" {
         // [::] takes IPv4 too on Linux; a host without IPv6 falls back to 0.0.0.0.
         vec![
@@ -127,7 +204,7 @@ fn bind(interface: &str, port: u16) -> Result<TcpListener, String> {
     };
     let mut last_error = String::from("no address to listen on");
     for address in addresses {
-        match listen_on(address) {
+        match listen_on(address, reuse_port) {
             Ok(listener) => return Ok(listener),
             Err(err) => last_error = describe_io(&err),
         }
@@ -135,13 +212,16 @@ fn bind(interface: &str, port: u16) -> Result<TcpListener, String> {
     Err(last_error)
 }
 
-fn listen_on(address: SocketAddr) -> std::io::Result<TcpListener> {
+fn listen_on(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     // The port is free again as soon as the server closes, despite connections in TIME_WAIT.
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(address)?;
     socket.listen(ACCEPT_BACKLOG)
 }
@@ -152,153 +232,411 @@ impl Listener {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        if !self.readiness.is_raised() {
+        if !self.shared.readiness.is_raised() {
             return None;
         }
         let core = Rc::clone(&self.core);
         let _runtime = core.enter();
-        let readiness = self.readiness.clone();
+        let readiness = self.shared.readiness.clone();
         let mut cx = readiness.poll_context();
         while let Some(listener) = &self.listener {
             let Poll::Ready(accepted) = listener.poll_accept(&mut cx) else {
                 break;
             };
-            {
-                match accepted {
-                    Ok((tcp, _)) => self.start_handshake(tcp),
-                    Err(err) => {
-                        // Out of descriptors and the like: report it, try again on the next event.
-                        let reason = format!("accept failed: {}", describe_io(&err));
-                        self.events.push_back(Event::Failed(reason));
-                        break;
-                    }
+            match accepted {
+                Ok((tcp, peer)) => self.start_handshake(tcp, peer),
+                Err(err) => {
+                    // Out of descriptors and the like: report it, try again on the next event.
+                    let reason = format!("accept failed: {}", describe_io(&err));
+                    self.events.push_back(Event::Failed(reason, None));
+                    break;
                 }
             }
         }
-        while let Poll::Ready(Some((event, deadline))) = self.handshakes.poll_next_unpin(&mut cx) {
-            self.core.cancel_deadline(deadline);
-            self.events.push_back(event);
+        loop {
+            let added: Vec<_> = self.shared.new_stages.borrow_mut().drain(..).collect();
+            let mut stages = self.shared.stages.borrow_mut();
+            stages.extend(added);
+            let next = stages.poll_next_unpin(&mut cx);
+            drop(stages);
+            let Poll::Ready(Some((event, alarm))) = next else {
+                if self.shared.new_stages.borrow().is_empty() {
+                    break;
+                }
+                continue;
+            };
+            if let Some(alarm) = alarm {
+                self.core.cancel_deadline(alarm);
+            }
+            self.events.extend(event);
         }
         self.events.pop_front()
     }
 
-    fn start_handshake(&mut self, tcp: TcpStream) {
+    fn start_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
         let _ = self.core.watch(tcp.as_raw_fd());
-        let deadline = Instant::now() + self.handshake_timeout;
+        let deadline = Instant::now() + self.handshake.handshake_timeout;
         // The doorbell must ring at the deadline for the timeout to be noticed.
-        let deadline_id = self.core.raise_at(deadline, &self.readiness);
-        let handshake = handshake(tcp, Rc::clone(&self.choice), self.config);
-        let bounded = async move {
-            let event = match tokio::time::timeout_at(deadline.into(), handshake).await {
-                Ok(event) => event,
-                Err(_) => Event::Failed("handshake timed out".to_string()),
-            };
-            (event, deadline_id)
+        let alarm = self.core.raise_at(deadline, &self.shared.readiness);
+        let peer = Peer {
+            address: peer.ip().to_canonical().to_string(),
+            port: peer.port(),
+            secure: self.handshake.tls.is_some(),
         };
-        self.handshakes.push(bounded.boxed_local());
+        let handshake = Rc::clone(&self.handshake);
+        let shared = Rc::clone(&self.shared);
+        let stage = async move {
+            let read = read_request(tcp, handshake.tls.clone());
+            let arrived = match tokio::time::timeout_at(deadline.into(), read).await {
+                Ok(Ok(arrived)) => arrived,
+                Ok(Err(message)) => return (Some(Event::Failed(message, None)), Some(alarm)),
+                Err(_) => return (Some(timed_out(None)), Some(alarm)),
+            };
+            let head = arrived.head.clone();
+            let pending = PendingRequest::new(shared, handshake, arrived, deadline, alarm);
+            (Some(Event::Request(pending, head, peer)), None)
+        };
+        self.shared.add_stage(stage.boxed_local());
     }
 
     fn close(&mut self) {
         self.listener = None;
         // Handshakes under way are dropped; their deadlines then only ring once, for nothing.
-        self.handshakes = FuturesUnordered::new();
+        *self.shared.stages.borrow_mut() = FuturesUnordered::new();
+        self.shared.new_stages.borrow_mut().clear();
+        self.shared.closed.set(true);
     }
 }
 
-/// The opening handshake of one accepted connection.
-// The callback's error type is tungstenite's ErrorResponse, large or not.
-#[allow(clippy::result_large_err)]
-async fn handshake(tcp: TcpStream, choice: Rc<ProtocolChoice>, config: WebSocketConfig) -> Event {
-    // tungstenite drops the socket when the request is not a WebSocket upgrade; a second
-    // descriptor of the same socket lets us answer 400 Bad Request first.
-    // SAFETY: dup of a descriptor we own; the result is checked and owned at once.
-    let spare = unsafe {
-        let fd = libc::dup(tcp.as_raw_fd());
-        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+fn timed_out(id: Option<u64>) -> Event {
+    Event::Failed("handshake timed out".to_string(), id)
+}
+
+/// Stage 1: the TLS handshake (if any) and the request head.
+async fn read_request(
+    tcp: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<Arrived, String> {
+    let tcp = BatchedRead::new(tcp);
+    let mut inner = match tls {
+        Some(acceptor) => match acceptor.accept(tcp).await {
+            Ok(tls) => Inner::ServerTls(Box::new(tls)),
+            Err(err) => return Err(ws_error::describe_io_or_tls(&err)),
+        },
+        None => Inner::Plain(tcp),
     };
-    let outcome: Rc<RefCell<Result<Option<String>, ()>>> = Rc::new(RefCell::new(Ok(None)));
-    let chosen = Rc::clone(&outcome);
-    let callback = move |request: &Request, mut response: Response| {
-        let offered = request
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|value| value.to_str().ok());
-        let choice = choice.choose(offered);
-        *chosen.borrow_mut() = choice.clone();
-        match choice {
-            Ok(Some(name)) => {
-                if let Ok(value) = HeaderValue::from_str(&name) {
-                    response
-                        .headers_mut()
-                        .insert("Sec-WebSocket-Protocol", value);
-                }
-                Ok(response)
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(end) = http_head::end_of_head(&bytes) {
+            break end;
+        }
+        if bytes.len() > http_head::MAX_HEAD {
+            answer_bad_request(&mut inner).await;
+            return Err("handshake request too large".into());
+        }
+        match inner.read(&mut chunk).await {
+            Ok(0) => {
+                return Err("incomplete handshake request: the client closed".into());
             }
-            Ok(None) => Ok(response),
-            Err(()) => {
-                let mut refusal = ErrorResponse::new(Some("no matching protocol".to_string()));
-                *refusal.status_mut() = StatusCode::BAD_REQUEST;
-                Err(refusal)
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(err) => {
+                return Err(format!("handshake failed: {}", describe_io(&err)));
             }
         }
     };
-    let stream = MaybeTlsStream::Plain(BatchedRead::new(tcp));
-    match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await {
-        Ok(ws) => {
-            let protocol = outcome.borrow().clone().unwrap_or(None);
-            Event::Opened(Box::new(ws), protocol)
+    match http_head::parse_request(&bytes[..end]) {
+        Ok(head) => Ok(Arrived { inner, bytes, head }),
+        Err(problem) => {
+            answer_bad_request(&mut inner).await;
+            Err(match problem {
+                HeadError::TooLarge => "handshake request too large".into(),
+                HeadError::Malformed(why) => format!("bad handshake request: {why}"),
+            })
         }
-        Err(Error::Http(_)) if outcome.borrow().is_err() => Event::Failed("bad protocol".into()),
-        Err(Error::Protocol(ProtocolError::HandshakeIncomplete)) => {
-            Event::Failed("incomplete handshake request: the client closed".into())
+    }
+}
+
+/// Stage 2 for an upgrade: tungstenite reads the request again (from the bytes kept) and
+/// answers 101; the request's protocol is chosen here.
+async fn upgrade(arrived: Arrived, handshake: Rc<HandshakeSettings>, id: u64) -> Event {
+    let Arrived {
+        mut inner,
+        bytes,
+        head,
+    } = arrived;
+    if let Some(problem) = head.upgrade_problem() {
+        answer_bad_request(&mut inner).await;
+        return Event::Failed(format!("bad handshake request: {problem}"), Some(id));
+    }
+    let Ok(protocol) = handshake.choice.choose(&head.protocols) else {
+        answer_bad_request(&mut inner).await;
+        return Event::Failed("bad protocol".into(), Some(id));
+    };
+    let chosen = protocol.clone();
+    // The callback's error type is tungstenite's ErrorResponse, large or not.
+    #[allow(clippy::result_large_err)]
+    let callback = move |_: &Request, mut response: Response| {
+        if let Some(value) = chosen
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            response
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", value);
         }
+        Ok(response)
+    };
+    let transport = Transport::with_replay(inner, bytes);
+    let config: WebSocketConfig = handshake.settings.config;
+    match tokio_tungstenite::accept_hdr_async_with_config(transport, callback, Some(config)).await {
+        Ok(ws) => Event::Opened(Box::new(ws), protocol, id),
+        Err(Error::Protocol(ProtocolError::HandshakeIncomplete)) => Event::Failed(
+            "incomplete handshake request: the client closed".into(),
+            Some(id),
+        ),
         Err(Error::Protocol(problem)) => {
-            if let Some(spare) = spare {
-                answer_bad_request(&spare);
-            }
-            Event::Failed(format!("bad handshake request: {problem}"))
+            Event::Failed(format!("bad handshake request: {problem}"), Some(id))
         }
-        // tungstenite's bound on the request: 64 KiB, 124 headers, 512 reads.
-        Err(Error::AttackAttempt) => {
-            if let Some(spare) = spare {
-                answer_bad_request(&spare);
-            }
-            Event::Failed("handshake request too large or sent in too many pieces".into())
+        Err(Error::Io(err)) => {
+            Event::Failed(format!("handshake failed: {}", describe_io(&err)), Some(id))
         }
-        Err(Error::Io(err)) => Event::Failed(format!("handshake failed: {}", describe_io(&err))),
-        Err(other) => Event::Failed(format!("handshake failed: {other}")),
+        Err(other) => Event::Failed(format!("handshake failed: {other}"), Some(id)),
     }
 }
 
-fn answer_bad_request(socket: &OwnedFd) {
-    const ANSWER: &[u8] =
-        b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-    // SAFETY: writes from a static buffer to a descriptor we own; a short or failed write
-    // only loses the courtesy answer.
-    unsafe { libc::write(socket.as_raw_fd(), ANSWER.as_ptr().cast(), ANSWER.len()) };
+/// Writes `bytes` and ends the connection; a peer that went away only loses the answer.
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
+    if stream.write_all(bytes).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
+}
+
+async fn answer_bad_request<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    answer_and_close(stream, &http_head::response(400, &[], b"")).await;
+}
+
+/// A request Lua has not answered yet: `pending:accept()` or `pending:respond(…)`.
+pub struct PendingRequest {
+    id: u64,
+    slot: Slot,
+    shared: Rc<Shared>,
+    handshake: Rc<HandshakeSettings>,
+    deadline: Instant,
+    alarm: DeadlineId,
+    /// Dropped once Lua answered (or forgot the request): the watchdog then stops.
+    _answered: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PendingRequest {
+    /// Holds `arrived` for Lua's answer, and drops it at `deadline` if none came.
+    fn new(
+        shared: Rc<Shared>,
+        handshake: Rc<HandshakeSettings>,
+        arrived: Arrived,
+        deadline: Instant,
+        alarm: DeadlineId,
+    ) -> Self {
+        let id = shared.next_request_id.get();
+        shared.next_request_id.set(id + 1);
+        let slot: Slot = Rc::new(RefCell::new(Some(arrived)));
+        let watched = Rc::clone(&slot);
+        let (answered, answer_seen) = tokio::sync::oneshot::channel();
+        let watchdog = async move {
+            let expiry = tokio::time::sleep_until(deadline.into());
+            let expired = tokio::select! {
+                _ = expiry => true,
+                _ = answer_seen => false,
+            };
+            // Taken by Lua's answer: that answer's stage reports the outcome.
+            let unanswered = watched.borrow_mut().take().is_some();
+            let event = match (unanswered, expired) {
+                (false, _) => None,
+                (true, true) => Some(timed_out(Some(id))),
+                (true, false) => Some(Event::Failed(
+                    "request dropped without an answer".into(),
+                    Some(id),
+                )),
+            };
+            let alarm = unanswered.then_some(alarm);
+            (event, alarm)
+        };
+        shared.add_stage(watchdog.boxed_local());
+        PendingRequest {
+            id,
+            slot,
+            shared,
+            handshake,
+            deadline,
+            alarm,
+            _answered: answered,
+        }
+    }
+
+    /// Takes the request for an answer; None once answered or timed out.
+    fn take(&self) -> Option<Arrived> {
+        self.slot.borrow_mut().take()
+    }
+
+    /// Goes on with the upgrade; false when the request was answered or timed out already.
+    fn accept(&self) -> bool {
+        let Some(arrived) = self.take() else {
+            return false;
+        };
+        let (handshake, id, deadline) = (Rc::clone(&self.handshake), self.id, self.deadline);
+        let alarm = self.alarm;
+        let stage = async move {
+            let upgrade = upgrade(arrived, handshake, id);
+            let event = match tokio::time::timeout_at(deadline.into(), upgrade).await {
+                Ok(event) => event,
+                Err(_) => timed_out(Some(id)),
+            };
+            (Some(event), Some(alarm))
+        };
+        self.shared.add_stage(stage.boxed_local());
+        true
+    }
+
+    /// Sends `response` (a whole HTTP response) and closes; false when the request was
+    /// answered or timed out already.
+    fn respond(&self, response: Vec<u8>) -> bool {
+        let Some(mut arrived) = self.take() else {
+            return false;
+        };
+        let (deadline, alarm) = (self.deadline, self.alarm);
+        let stage = async move {
+            let answer = answer_and_close(&mut arrived.inner, &response);
+            let _ = tokio::time::timeout_at(deadline.into(), answer).await;
+            (None, Some(alarm))
+        };
+        self.shared.add_stage(stage.boxed_local());
+        true
+    }
+}
+
+/// `pending:respond(status, [headers], [body])`'s arguments as one HTTP response.
+fn response_from_lua(status: Value, headers: Value, body: Value) -> Result<Vec<u8>, String> {
+    let status = match status {
+        Value::Integer(n) if (100..=599).contains(&n) => n as u16,
+        Value::Number(n) if n.fract() == 0.0 && (100.0..=599.0).contains(&n) => n as u16,
+        other => {
+            return Err(format!(
+                "status: a number from 100 to 599 expected, got {other:?}"
+            ))
+        }
+    };
+    let mut checked = Vec::new();
+    match headers {
+        Value::Nil => {}
+        Value::Table(table) => {
+            for pair in table.pairs::<Value, Value>() {
+                let (name, value) = pair.map_err(|err| err.to_string())?;
+                let name = lua_text(&name).ok_or("headers: string names expected")?;
+                let value = lua_text(&value).ok_or("headers: string or number values expected")?;
+                checked.push(http_head::checked_header(&name, &value)?);
+            }
+        }
+        other => {
+            return Err(format!(
+                "headers: table expected, got {}",
+                other.type_name()
+            ))
+        }
+    }
+    let body = match body {
+        Value::Nil => Vec::new(),
+        Value::String(text) => text.as_bytes().to_vec(),
+        other => return Err(format!("body: string expected, got {}", other.type_name())),
+    };
+    Ok(http_head::response(status, &checked, &body))
+}
+
+fn lua_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(String::from_utf8_lossy(&text.as_bytes()).into_owned()),
+        Value::Integer(n) => Some(n.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl UserData for PendingRequest {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("id", |_, this, ()| Ok(this.id));
+        methods.add_method("accept", |_, this, ()| Ok(this.accept()));
+        // `true`, `false` when answered or timed out already, or `nil, problem` for a bad
+        // status, header or body (nothing is sent then).
+        methods.add_method(
+            "respond",
+            |lua, this, (status, headers, body): (Value, Value, Value)| match response_from_lua(
+                status, headers, body,
+            ) {
+                Ok(response) => this.respond(response).into_lua_multi(lua),
+                Err(problem) => (Value::Nil, problem).into_lua_multi(lua),
+            },
+        );
+    }
+}
+
+/// `request` as Lua sees it: method, path, headers, protocols, address, port, secure.
+fn request_table(lua: &Lua, head: RequestHead, peer: Peer) -> mlua::Result<Table> {
+    let request = lua.create_table()?;
+    request.set("method", head.method)?;
+    request.set("path", head.path)?;
+    request.set("headers", lua.create_table_from(head.headers)?)?;
+    request.set("protocols", lua.create_sequence_from(head.protocols)?)?;
+    request.set("address", peer.address)?;
+    request.set("port", peer.port)?;
+    request.set("secure", peer.secure)?;
+    Ok(request)
 }
 
 impl UserData for Listener {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `'open', connection, protocol` | `'error', message` | nothing.
-        methods.add_method_mut("next", |lua, this, ()| match this.next_event() {
-            None => ().into_lua_multi(lua),
-            Some(Event::Failed(message)) => ("error", message).into_lua_multi(lua),
-            Some(Event::Opened(stream, protocol)) => {
-                let connection = Connection::open(*stream);
-                let config = this.config;
-                let handle = NonBlockingConnection::new(Rc::clone(&this.core), connection, config);
-                ("open", lua.create_userdata(handle)?, protocol).into_lua_multi(lua)
+        // `'request', pending, request` | `'open', connection, protocol, request_id` |
+        // `'error', message, [request_id]` | `'ended', connection_id` | nothing.
+        methods.add_method_mut("next", |lua, this, ()| {
+            let ended = this.shared.ended.borrow_mut().pop();
+            if let Some(id) = ended {
+                return ("ended", id).into_lua_multi(lua);
+            }
+            match this.next_event() {
+                None => ().into_lua_multi(lua),
+                Some(Event::Failed(message, id)) => ("error", message, id).into_lua_multi(lua),
+                Some(Event::Request(pending, head, peer)) => {
+                    let request = request_table(lua, head, peer)?;
+                    ("request", pending, request).into_lua_multi(lua)
+                }
+                Some(Event::Opened(stream, protocol, id)) => {
+                    let settings = this.handshake.settings.clone();
+                    let connection = {
+                        let _runtime = this.core.enter();
+                        Connection::open(*stream, settings.keepalive)
+                    };
+                    let notice: Rc<dyn EndNotice> = this.shared.clone();
+                    let handle =
+                        NonBlockingConnection::new(Rc::clone(&this.core), connection, settings)
+                            .serve(notice);
+                    ("open", lua.create_userdata(handle)?, protocol, id).into_lua_multi(lua)
+                }
             }
         });
         methods.add_method("ready", |_, this, ()| {
-            Ok(!this.events.is_empty() || this.readiness.is_raised())
+            Ok(!this.events.is_empty()
+                || this.shared.readiness.is_raised()
+                || !this.shared.ended.borrow().is_empty())
         });
         // The id `websocket_native.take_raised` reports this listener by.
-        methods.add_method("id", |_, this, ()| Ok(this.readiness.id()));
+        methods.add_method("id", |_, this, ()| Ok(this.shared.readiness.id()));
         methods.add_method_mut("close", |_, this, ()| {
             this.close();
+            Ok(())
+        });
+        // The deadline of a Lua wait on the listener, as connections have.
+        methods.add_method_mut("wake_at", |_, this, seconds: Option<f64>| {
+            this.wait_alarm
+                .set(&this.core, seconds, &this.shared.readiness);
             Ok(())
         });
     }
@@ -314,28 +652,27 @@ mod tests {
             configured: vec!["echo".into(), "chat".into()],
             has_default: false,
         };
+        let offered = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            choice.choose(Some("x, chat, echo")),
+            choice.choose(&offered(&["x", "chat", "echo"])),
             Ok(Some("chat".into()))
         );
-        assert_eq!(choice.choose(Some("x")), Err(()));
-        assert_eq!(choice.choose(None), Err(()));
+        assert_eq!(choice.choose(&offered(&["x"])), Err(()));
+        assert_eq!(choice.choose(&[]), Err(()));
     }
 
     proptest::proptest! {
         #[test]
         fn the_choice_is_configured_and_offered_or_the_default(
             configured in proptest::collection::vec("[a-c]{1,2}", 0..4),
-            offered in proptest::option::of(".{0,16}"),
+            offered in proptest::collection::vec("[a-d]{1,2}", 0..4),
             has_default in proptest::bool::ANY,
         ) {
             let choice = ProtocolChoice { configured: configured.clone(), has_default };
-            match choice.choose(offered.as_deref()) {
+            match choice.choose(&offered) {
                 Ok(Some(name)) => {
                     proptest::prop_assert!(configured.contains(&name));
-                    let offered_names: Vec<&str> =
-                        offered.as_deref().unwrap_or("").split(',').map(str::trim).collect();
-                    proptest::prop_assert!(offered_names.contains(&name.as_str()));
+                    proptest::prop_assert!(offered.contains(&name));
                 }
                 Ok(None) => proptest::prop_assert!(has_default),
                 Err(()) => proptest::prop_assert!(!has_default),
@@ -349,7 +686,7 @@ mod tests {
             configured: vec!["echo".into()],
             has_default: true,
         };
-        assert_eq!(choice.choose(Some("other")), Ok(None));
-        assert_eq!(choice.choose(None), Ok(None));
+        assert_eq!(choice.choose(&["other".to_string()]), Ok(None));
+        assert_eq!(choice.choose(&[]), Ok(None));
     }
 }

@@ -7,7 +7,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 /// The parts of luasec's parameter table that apply to a TLS client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +32,74 @@ impl TlsOptions {
             ..TlsOptions::default()
         }
     }
+}
+
+/// Whether a TLS server asks its clients for certificates (luasec's `verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertificates {
+    /// `'none'`: not asked for.
+    NotAsked,
+    /// `'peer'`: asked for, checked when given.
+    Optional,
+    /// `{'peer', 'fail_if_no_peer_cert'}`: required.
+    Required,
+}
+
+/// The parts of luasec's parameter table that apply to a TLS server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTlsOptions {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub cafile: Option<PathBuf>,
+    pub client_certificates: ClientCertificates,
+    pub protocol: Option<String>,
+}
+
+/// The server configuration these options describe; every file is read here, so that a
+/// bad one fails `listen`, not the first client.
+pub fn server_config(options: &ServerTlsOptions) -> Result<Arc<ServerConfig>, String> {
+    let versions = protocol_versions(options.protocol.as_deref())?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|err| format!("TLS setup failed: {err}"))?;
+    let builder = match options.client_certificates {
+        ClientCertificates::NotAsked => builder.with_no_client_auth(),
+        asked => {
+            let Some(cafile) = &options.cafile else {
+                return Err("verify = 'peer' needs a cafile to check client certificates".into());
+            };
+            let roots = Arc::new(roots_from_file(cafile)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+            let verifier = if asked == ClientCertificates::Optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|err| format!("cannot check client certificates: {err}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let chain = certificates_from_file(&options.certificate)?;
+    if chain.is_empty() {
+        return Err(format!(
+            "no certificate in '{}'",
+            options.certificate.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&options.key).map_err(|err| {
+        format!(
+            "cannot read key '{}': {err} (an encrypted key must be decrypted first, e.g. with openssl pkey)",
+            options.key.display()
+        )
+    })?;
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|err| format!("certificate and key do not fit: {err}"))?;
+    // The only application protocol on the port is HTTP/1.1 (the upgrade).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 fn provider() -> Arc<CryptoProvider> {

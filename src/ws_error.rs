@@ -33,7 +33,7 @@ pub fn describe(err: &Error) -> String {
     match err {
         Error::ConnectionClosed | Error::AlreadyClosed => CLOSED.to_string(),
         Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CLOSED.to_string(),
-        Error::Io(io) => describe_tls(io).unwrap_or_else(|| describe_io(io)),
+        Error::Io(io) => describe_io_or_tls(io),
         Error::Utf8(_) => "invalid UTF-8 in text message".to_string(),
         Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             format!("message too big: {size} bytes, the limit is {max_size}")
@@ -57,6 +57,11 @@ pub fn describe_handshake(err: &Error) -> String {
         Error::Tls(tls) => format!("TLS handshake failed: {tls}"),
         other => describe(other),
     }
+}
+
+/// An I/O error that may carry a TLS failure.
+pub fn describe_io_or_tls(err: &std::io::Error) -> String {
+    describe_tls(err).unwrap_or_else(|| describe_io(err))
 }
 
 /// rustls reports certificate and handshake failures inside an I/O error.

@@ -29,9 +29,9 @@ end
 
 local methods = {}
 
-function methods:connect(url, protocol, ssl_params)
+function methods:connect(url, protocol, ssl_params, request_headers)
   local handle = self[HANDLE]
-  local ok, protocol_or_err, headers = handle:connect(url, protocol, ssl_params)
+  local ok, protocol_or_err, headers = handle:connect(url, protocol, ssl_params, request_headers)
   if ok == PENDING then
     local deadline = deadline_of(self)
     repeat
@@ -111,8 +111,9 @@ local client_nonblocking = {
 }
 
 --- A client object over `handle`, with `opts.timeout`; `extra_methods` (optional) are
--- found before the client methods (the server adds `broadcast` and hides `connect`).
-function client_nonblocking.wrap(handle, timeout, extra_methods)
+-- found before the client methods (the server adds `broadcast` and hides `connect`);
+-- `fields` (optional) is the object's table to start from (the server's `request`).
+function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
   local metatable = client_metatable
   if extra_methods then
     metatable = metatables_with_extras[extra_methods]
@@ -121,7 +122,9 @@ function client_nonblocking.wrap(handle, timeout, extra_methods)
       metatables_with_extras[extra_methods] = metatable
     end
   end
-  return client_object.new(handle, metatable, { [TIMEOUT] = timeout })
+  fields = fields or {}
+  fields[TIMEOUT] = timeout
+  return client_object.new(handle, metatable, fields)
 end
 
 return client_nonblocking

@@ -12,8 +12,8 @@ local HANDLE = client_object.HANDLE
 
 local methods = {}
 
-function methods:connect(url, protocol, ssl_params)
-  local ok, protocol_or_err, headers = self[HANDLE]:connect(url, protocol, ssl_params)
+function methods:connect(url, protocol, ssl_params, request_headers)
+  local ok, protocol_or_err, headers = self[HANDLE]:connect(url, protocol, ssl_params, request_headers)
   raise_bad_argument(ok, protocol_or_err)
   return results.connected(ok, protocol_or_err, headers)
 end

@@ -28,6 +28,7 @@ local copas_coroutine = has_coxpcall and coxpcall.running or coroutine_running
 local any_raised = native.any_raised
 local now = native.now
 local pause = pause_module.pause
+local serving = native.serving
 local step = native.step
 local take_raised = native.take_raised
 local wake = pause_module.wake
@@ -170,16 +171,23 @@ sentinel.settimeout = doorbell.settimeout
 
 local standby
 
+-- Whether the doorbell needs a watcher: a coroutine waits, or a connection needs the core
+-- stepped although nobody waits on it (a server connection whose handler returned, a client
+-- with keepalive).
+local function needs_watch()
+  return next(waiting) ~= nil or serving()
+end
+
 local function run_standby()
   local co = copas_coroutine()
   while true do
-    if next(waiting) == nil then
-      -- Nothing waits: out of copas' select set until something does.
+    if not needs_watch() then
+      -- Nothing to watch for: out of copas' select set until there is.
       pause(co)
     else
       sentinel.just_entered = true
       copas.receive(sentinel)
-      if needs_watcher() and next(waiting) ~= nil then
+      if needs_watcher() and needs_watch() then
         watch_doorbell(co)
       end
     end
@@ -219,7 +227,7 @@ local function wait_in_copas(co, handle, deadline)
   end
   remove_waiter(id, co)
   signalled[co] = nil
-  if needs_watcher() and next(waiting) ~= nil then
+  if needs_watcher() and needs_watch() then
     call_standby()
   end
 end

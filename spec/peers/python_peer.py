@@ -3,7 +3,8 @@
 The request path picks the behaviour after the handshake, like tools/testpeer:
 /echo (and any other path) echoes; /report first sends the offered Sec-WebSocket-Protocol
 header (or <none>); /close/<code>/<reason> closes at once; /ping/<payload> pings and sends
-pong:<payload> once answered; /fragments/<n> sends one TEXT message in n fragments.
+pong:<payload> once answered; /fragments/<n> sends one TEXT message in n fragments;
+/later/<ms> sends `late` after ms milliseconds, answering pings meanwhile.
 The port is written to the file named by the first argument as a `python=<port>` line.
 """
 
@@ -39,6 +40,9 @@ async def behave(ws):
     elif path.startswith("/fragments/"):
         count = int(path.split("/")[2])
         await ws.send(f"fragment-{index};" for index in range(count))
+    elif path.startswith("/later/"):
+        await asyncio.sleep(int(path.split("/")[2]) / 1000)
+        await ws.send("late")
     try:
         async for message in ws:
             await ws.send(message)

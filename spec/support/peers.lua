@@ -96,4 +96,11 @@ function peers.ca_file()
   return required_env('WS_TEST_CA_FILE')
 end
 
+--- A file that scripts/test.sh made for the TLS specs: `cert.pem`/`key.pem` (the server's,
+-- self-signed for localhost and 127.0.0.1), `client-ca.pem`, `client-cert.pem`,
+-- `client-key.pem` (a client certificate that client CA signed).
+function peers.tls_file(name)
+  return required_env('WS_TEST_TLS_DIR') .. '/' .. name
+end
+
 return peers

@@ -16,12 +16,14 @@
 //! | `/stall` | never reads again, so the client's writes back up |
 //! | `/track/<name>` | echoes, and remembers when this connection's socket closes |
 //! | `/closed/<name>` | sends `yes` once the `/track/<name>` connection has closed, else `no` |
+//! | `/protocol/<name>` | selects protocol `<name>` whatever the client offered, then echoes |
 //!
 //! Offered subprotocols: the first of `echo`, `chat`, `superchat` that the client offers is
 //! selected. Ports are written to the file given as the first argument (`name=port` lines):
 //! `plain` (127.0.0.1), `ipv6` ([::1], when the host has it), `silent` (accepts TCP and never
 //! answers), `hangup` (accepts TCP and closes it at once) and, when a certificate and key are
-//! given as further arguments, `tls`.
+//! given as further arguments, `tls`. Connections that end in an error are logged only with
+//! `TESTPEER_VERBOSE` set: the specs end them in every way there is on purpose.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,8 +119,11 @@ async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
                 },
                 None => handle(tcp).await,
             };
+            // Specs end connections every way there is on purpose: only say so when asked.
             if let Err(err) = outcome {
-                eprintln!("testpeer: connection ended with: {err}");
+                if std::env::var_os("TESTPEER_VERBOSE").is_some() {
+                    eprintln!("testpeer: connection ended with: {err}");
+                }
             }
         });
     }
@@ -153,7 +158,14 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<(), Fail
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Err(refusal);
         }
-        if let Some(chosen) = choose_protocol(seen.offered_protocol.as_deref()) {
+        if let Some(imposed) = seen.path.strip_prefix("/protocol/") {
+            // A protocol whether offered or not, for clients that must refuse it.
+            if let Ok(value) = HeaderValue::from_str(imposed) {
+                response
+                    .headers_mut()
+                    .insert("Sec-WebSocket-Protocol", value);
+            }
+        } else if let Some(chosen) = choose_protocol(seen.offered_protocol.as_deref()) {
             response
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(chosen));

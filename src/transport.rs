@@ -1,0 +1,213 @@
+//! The byte stream under every WebSocket: TCP, TLS as a client, or TLS as a server, all read
+//! in batches (batched_read.rs).
+//!
+//! Two adjustments apply during the opening handshake only, before tungstenite sees a byte:
+//! - `replay`: bytes read already (the server reads the request head itself, so that Lua can
+//!   look at the request before the upgrade) are handed out again first;
+//! - `lenient_subprotocol`: a client that offered protocols accepts a 101 response naming
+//!   none (lua-websockets and Python `websockets` do; RFC 6455 only fails a response naming a
+//!   protocol that was not offered). tungstenite refuses it, so the head it reads is given the
+//!   first offered protocol, and the connection reports none.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::batched_read::BatchedRead;
+use crate::http_head;
+
+pub type Tcp = BatchedRead<TcpStream>;
+
+pub enum Inner {
+    Plain(Tcp),
+    ClientTls(Box<tokio_rustls::client::TlsStream<Tcp>>),
+    ServerTls(Box<tokio_rustls::server::TlsStream<Tcp>>),
+}
+
+pub struct Transport {
+    inner: Inner,
+    replay: Option<Replay>,
+    lenient_subprotocol: Option<LenientSubprotocol>,
+}
+
+/// Bytes to hand out before reading the socket again.
+struct Replay {
+    bytes: Vec<u8>,
+    taken: usize,
+}
+
+/// Reads a client's response head whole, then gives tungstenite `protocol` as the chosen one
+/// when the head names none.
+struct LenientSubprotocol {
+    protocol: String,
+    head: Vec<u8>,
+    /// Set once the head is read: whether the protocol was filled in.
+    filled_in: bool,
+}
+
+impl Transport {
+    pub fn new(inner: Inner) -> Self {
+        Transport {
+            inner,
+            replay: None,
+            lenient_subprotocol: None,
+        }
+    }
+
+    /// The stream, with `bytes` (read from it before) to be read again first.
+    pub fn with_replay(inner: Inner, bytes: Vec<u8>) -> Self {
+        let mut transport = Transport::new(inner);
+        if !bytes.is_empty() {
+            transport.replay = Some(Replay { bytes, taken: 0 });
+        }
+        transport
+    }
+
+    /// A client stream that will accept a response naming no protocol (see the module
+    /// comment); `offered_first` is the first protocol the request offers.
+    pub fn accept_missing_subprotocol(&mut self, offered_first: String) {
+        self.lenient_subprotocol = Some(LenientSubprotocol {
+            protocol: offered_first,
+            head: Vec::new(),
+            filled_in: false,
+        });
+    }
+
+    /// Whether the handshake's response named no protocol (and one was filled in for
+    /// tungstenite).
+    pub fn subprotocol_was_missing(&self) -> bool {
+        matches!(&self.lenient_subprotocol, Some(patch) if patch.filled_in)
+    }
+
+    /// Reads the response head whole, fills the protocol in, and queues it for replay.
+    fn poll_patch_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(patch) = self.lenient_subprotocol.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if patch.filled_in || self.replay.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if let Some(end) = http_head::end_of_head(&patch.head) {
+                let (head, rest) = patch.head.split_at(end);
+                let mut bytes = http_head::fill_in_subprotocol(head, &patch.protocol)
+                    .inspect(|_| patch.filled_in = true)
+                    .unwrap_or_else(|| head.to_vec());
+                bytes.extend_from_slice(rest);
+                patch.head = Vec::new();
+                self.replay = Some(Replay { bytes, taken: 0 });
+                // Done: later reads go straight to the socket once the replay is taken.
+                if !patch.filled_in {
+                    self.lenient_subprotocol = None;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if patch.head.len() > http_head::MAX_HEAD {
+                // Not a head we can read: let tungstenite judge what came.
+                let bytes = std::mem::take(&mut patch.head);
+                self.lenient_subprotocol = None;
+                self.replay = Some(Replay { bytes, taken: 0 });
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 4096];
+            let mut buf = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+            if buf.filled().is_empty() {
+                let bytes = std::mem::take(&mut patch.head);
+                self.lenient_subprotocol = None;
+                self.replay = Some(Replay { bytes, taken: 0 });
+                return Poll::Ready(Ok(()));
+            }
+            patch.head.extend_from_slice(buf.filled());
+        }
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.lenient_subprotocol.is_some() {
+            ready!(this.poll_patch_head(cx))?;
+        }
+        if let Some(replay) = this.replay.as_mut() {
+            let rest = &replay.bytes[replay.taken..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            replay.taken += n;
+            if replay.taken == replay.bytes.len() {
+                this.replay = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Inner {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Inner {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Inner::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Inner::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
