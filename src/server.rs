@@ -290,7 +290,11 @@ impl Listener {
             let read = read_request(tcp, handshake.tls.clone());
             let arrived = match tokio::time::timeout_at(deadline.into(), read).await {
                 Ok(Ok(arrived)) => arrived,
-                Ok(Err(message)) => return (Some(Event::Failed(message, None)), Some(alarm)),
+                // Browsers open spare connections and close them unused: nothing to report.
+                Ok(Err(None)) => return (None, Some(alarm)),
+                Ok(Err(Some(message))) => {
+                    return (Some(Event::Failed(message, None)), Some(alarm));
+                }
                 Err(_) => return (Some(timed_out(None)), Some(alarm)),
             };
             let head = arrived.head.clone();
@@ -313,16 +317,18 @@ fn timed_out(id: Option<u64>) -> Event {
     Event::Failed("handshake timed out".to_string(), id)
 }
 
-/// Stage 1: the TLS handshake (if any) and the request head.
+/// Stage 1: the TLS handshake (if any) and the request head. Fails with what to tell
+/// `on_error`, or None for a connection closed before it sent a byte.
 async fn read_request(
     tcp: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> Result<Arrived, String> {
+) -> Result<Arrived, Option<String>> {
     let tcp = BatchedRead::new(tcp);
     let mut inner = match tls {
         Some(acceptor) => match acceptor.accept(tcp).await {
             Ok(tls) => Inner::ServerTls(Box::new(tls)),
-            Err(err) => return Err(ws_error::describe_io_or_tls(&err)),
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Err(None),
+            Err(err) => return Err(Some(ws_error::describe_io_or_tls(&err))),
         },
         None => Inner::Plain(tcp),
     };
@@ -334,15 +340,18 @@ async fn read_request(
         }
         if bytes.len() > http_head::MAX_HEAD {
             answer_bad_request(&mut inner).await;
-            return Err("handshake request too large".into());
+            return Err(Some("handshake request too large".into()));
         }
         match inner.read(&mut chunk).await {
+            Ok(0) if bytes.is_empty() => return Err(None),
             Ok(0) => {
-                return Err("incomplete handshake request: the client closed".into());
+                return Err(Some(
+                    "incomplete handshake request: the client closed".into(),
+                ));
             }
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
             Err(err) => {
-                return Err(format!("handshake failed: {}", describe_io(&err)));
+                return Err(Some(format!("handshake failed: {}", describe_io(&err))));
             }
         }
     };
@@ -350,10 +359,10 @@ async fn read_request(
         Ok(head) => Ok(Arrived { inner, bytes, head }),
         Err(problem) => {
             answer_bad_request(&mut inner).await;
-            Err(match problem {
+            Err(Some(match problem {
                 HeadError::TooLarge => "handshake request too large".into(),
                 HeadError::Malformed(why) => format!("bad handshake request: {why}"),
-            })
+            }))
         }
     }
 }
