@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): one connection echoing 16-byte messages one at a time, against the
 # copas echo server (examples/echo-server-copas.lua) and against a plain tokio-tungstenite
-# echo server (tools/testpeer), all pinned to one core as in shared/design/hot-path.md.
+# echo server (tools/testpeer), all pinned to one core as in docs/design.md.
 # Three rounds; prints each and the copas/plain ratio of the medians.
 # COUNT, SIZE and LUA override the defaults.
 set -euo pipefail

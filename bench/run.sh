@@ -78,7 +78,7 @@ server_workloads() {
 }
 
 # Servers: single-connection workloads share core 0 with the server, as in
-# shared/design/hot-path.md; many-connection workloads run the load on core 1.
+# docs/design.md; many-connection workloads run the load on core 1.
 port=$(free_port)
 rm -f build/run/bench-plain.ports
 taskset -c 0 target/release/testpeer build/run/bench-plain.ports >/dev/null 2>&1 &

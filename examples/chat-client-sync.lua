@@ -1,5 +1,6 @@
---- Joins the chat room of examples/chat-server-copas.lua, says something, and prints what
--- the room said until it has seen its own line.
+--- Joins the chat room of examples/chat-server-copas.lua (or of
+-- examples/chat-server-browser.lua, whose URL carries a token), says something, and prints
+-- what the room said until it has seen its own line.
 -- usage: lua examples/chat-client-sync.lua NAME [ws://host:port/]
 
 local websocket = require'websocket'
@@ -14,5 +15,6 @@ client:send(line)
 repeat
   local message = client:receive()
   print(name .. ' heard: ' .. tostring(message))
-until message == line or message == nil
+-- The browser chat puts the sender's name in front.
+until message == nil or message:sub(-#line) == line
 client:close()

@@ -1,4 +1,4 @@
---- The sync client's contract (shared/CONTRACT.md, "Client") beyond plain echo: module
+--- The sync client's contract (docs/api.md, "Client") beyond plain echo: module
 -- shape, connect results and errors, timeouts, states, argument errors, headers, GC.
 
 local websocket = require'websocket'
