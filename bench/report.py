@@ -92,7 +92,9 @@ def main(results_path, peaks_path, idle_path):
               "- clients: `taskset -c 0 lua bench/client.lua sync URL 20000 1024` and "
               "`sync URL 50 1048576 binary`, the same with `copas`; plain Rust "
               "client: `loadgen echo` with the same counts",
-              "- idle: `bash bench/idle-connections.sh`", ""]
+              "- keepalive rows: `examples/echo-server-copas.lua PORT 1` (a ping a second)",
+              "- idle: `bash bench/idle-connections.sh`, then with `PING_INTERVAL=20 "
+              "IDLE_SECONDS=45` (two keepalive rounds while idle)", ""]
     print("\n".join(lines))
 
 

@@ -103,6 +103,19 @@ for peer in "${peers[@]}"; do
   kill "$server" 2>/dev/null || true
 done
 
+# Keepalive at 1 s (and read-ahead, always on): the small-message and 1,000-connection
+# workloads again, against this project's server on the last Lua of LUAS.
+keepalive_lua=${LUAS##* }
+port=$(free_port)
+(use_rock "$keepalive_lua"; exec taskset -c 0 "$keepalive_lua" examples/echo-server-copas.lua "$port" 1 >/dev/null 2>&1) &
+server=$!
+wait_port "$port"
+keepalive_peer="lua-websockets-rs/$keepalive_lua copas server, keepalive 1 s"
+SERVER_PID=$server measure "echo 16 B" "$keepalive_peer" messages/s 20000 taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$port/" 20000 16
+SERVER_PID=$server measure "echo 1 KiB" "$keepalive_peer" messages/s 20000 taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$port/" 20000 1024
+SERVER_PID=$server measure "1,000 connections x 64 B" "$keepalive_peer" messages/s 50000 taskset -c 1 target/release/loadgen many "ws://127.0.0.1:$port/" 1000 50 64
+kill "$server" 2>/dev/null || true
+
 # Clients, all against the plain tokio-tungstenite server.
 measure "client echo 1 KiB" "tokio-tungstenite (plain Rust)" messages/s 20000 taskset -c 0 target/release/loadgen echo "$plain_url" 20000 1024
 measure "client echo 1 MiB" "tokio-tungstenite (plain Rust)" MB/s 50 taskset -c 0 target/release/loadgen echo "$plain_url" 50 1048576 binary
@@ -117,5 +130,6 @@ for peer in "${peers[@]}"; do
 done
 
 bash bench/idle-connections.sh >build/run/bench-idle.txt 2>&1 || true
+PING_INTERVAL=20 IDLE_SECONDS=45 bash bench/idle-connections.sh >>build/run/bench-idle.txt 2>&1 || true
 python3 bench/report.py "$results" "$peaks" build/run/bench-idle.txt >bench/RESULTS.md
 echo "wrote bench/RESULTS.md"

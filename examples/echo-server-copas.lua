@@ -1,10 +1,12 @@
 --- An echo server on copas: every message comes back as it was sent.
--- usage: lua examples/echo-server-copas.lua [port]
+-- usage: lua examples/echo-server-copas.lua [port] [ping_interval]
+-- With a ping interval (seconds), peers that stop answering pings are dropped.
 
 local copas = require'copas'
 local websocket = require'websocket'
 
 local port = tonumber(arg[1]) or 8080
+local ping_interval = tonumber(arg[2])
 
 local function echo(ws)
   while true do
@@ -21,8 +23,10 @@ websocket.server.copas.listen({
   port = port,
   protocols = { echo = echo },
   default = echo,
+  ping_interval = ping_interval,
 })
-print(('echo server listening on port %d'):format(port))
+print(('echo server listening on port %d%s'):format(port,
+  ping_interval and (', keepalive every %g s'):format(ping_interval) or ''))
 
 -- copas 1.x's loop never returns; copas 4's returns when nothing is left to serve.
 copas.loop()

@@ -10,6 +10,9 @@ case $feature in
   *) echo "build-native.sh: unsupported Lua ($feature)" >&2; exit 1 ;;
 esac
 cargo build --release --locked --lib --features "$feature"
+# Cargo builds under CARGO_TARGET_DIR when it is set (many set it globally); the rockspec
+# installs from this checkout's target/rock either way.
+built=${CARGO_TARGET_DIR:-target}/release/libwebsocket_native.so
 mkdir -p target/rock
-cp target/release/libwebsocket_native.so target/rock/websocket_native.so
+cp "$built" target/rock/websocket_native.so
 echo "built websocket_native.so for $feature"

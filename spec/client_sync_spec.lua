@@ -174,7 +174,8 @@ describe('sync client receive', function()
     assert.are.equal('OPEN', client.state)
     local timeouts = 1
     repeat
-      message, opcode, was_clean, code, reason = client:receive()
+      local answer = { client:receive() }
+      message, opcode, reason = answer[1], answer[2], answer[5]
       if reason == 'timeout' then
         timeouts = timeouts + 1
       end

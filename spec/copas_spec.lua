@@ -94,17 +94,17 @@ describe('copas server and copas client in one loop', function()
   end)
 
   it('broadcasts to every client of the same protocol, the sender included', function()
-    local clients, received = {}, {}
+    local members, received = {}, {}
     run(function()
       for index = 1, 20 do
-        clients[index] = copas_client(url, 'chat')
+        members[index] = copas_client(url, 'chat')
       end
-      clients[7]:send('hello all')
+      members[7]:send('hello all')
       for index = 1, 20 do
-        received[index] = clients[index]:receive()
+        received[index] = members[index]:receive()
       end
       for index = 1, 20 do
-        clients[index]:close()
+        members[index]:close()
       end
     end)
     for index = 1, 20 do
@@ -271,13 +271,13 @@ describe('copas server:close', function()
     local server, url, _, port = start_server({ default = echo_handler })
     local endings = {}
     run(function()
-      local clients = {}
+      local connected = {}
       for index = 1, 5 do
-        clients[index] = copas_client(url)
+        connected[index] = copas_client(url)
       end
       server:close()
       for index = 1, 5 do
-        local _, _, was_clean, code = clients[index]:receive()
+        local _, _, was_clean, code = connected[index]:receive()
         endings[index] = { was_clean, code }
       end
     end)

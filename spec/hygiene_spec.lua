@@ -2,7 +2,6 @@
 -- The counts are small by default; WS_TEST_LONG=1 runs the long versions (10,000 cycles).
 -- Each test prints what it measured.
 
-local copas = require'copas'
 local socket = require'socket'
 local websocket = require'websocket'
 local copas_loop = require'spec.support.copas_loop'

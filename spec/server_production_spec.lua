@@ -114,6 +114,7 @@ describe('a connection whose handler returned', function()
 
   before_each(function()
     kept = {}
+    local _
     server, url, _, port = servers.start({
       default = function(ws)
         kept[#kept + 1] = ws
@@ -484,7 +485,8 @@ describe('client request headers', function()
   end)
 
   it('sends them from the sync client too (in a process of its own)', function()
-    local script = "local ws = require'websocket'.client.sync({ timeout = 5, headers = { Origin = 'http://example.test' } })"
+    local script = "local ws = require'websocket'.client.sync({ timeout = 5,"
+      .. " headers = { Origin = 'http://example.test' } })"
       .. "; assert(ws:connect('" .. url .. "')); ws:close()"
     local output, status = copas_loop.run_process(peers.lua_interpreter() .. ' -e "' .. script .. '"', 20)
     assert.are.equal(0, status, output)

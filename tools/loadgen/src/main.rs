@@ -1,9 +1,10 @@
 //! loadgen: drives a WebSocket server for the benchmarks under bench/.
 //!
 //! `loadgen idle URL N SECONDS`: opens N connections (at most 200 handshakes at a time),
-//! prints `open N` once all are open, holds them idle for SECONDS, then checks that a
-//! sample of them (200, spread evenly) still echoes, one at a time, and prints
-//! `echoed K of SAMPLE, mean round trip MS ms`.
+//! prints `open N` once all are open, holds them idle for SECONDS (reading, so that the
+//! server's keepalive pings get their pongs), then checks that a sample of them (200, spread
+//! evenly) still echoes, one at a time, and prints `echoed K of SAMPLE, mean round trip MS
+//! ms, pings P`, P being the pings the server sent meanwhile.
 //!
 //! `loadgen echo URL COUNT SIZE [binary]`: one connection sends COUNT messages of SIZE bytes
 //! (text, or binary), one at a time, each after the previous one's echo; prints messages
@@ -95,7 +96,7 @@ async fn open_connections(
 async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
     let mut open = open_connections(url, count, 64).await?;
     println!("open {}", open.len());
-    tokio::time::sleep(hold).await;
+    let pings = hold_answering_pings(&mut open, hold).await;
     // One by one: each echo's round trip shows what a message costs the server while all
     // the other connections are open.
     let stride = (open.len() / 200).max(1);
@@ -109,8 +110,31 @@ async fn idle(url: &str, count: usize, hold: Duration) -> Result<(), Failure> {
         }
     }
     let mean_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(sampled.max(1));
-    println!("echoed {echoed} of {sampled}, mean round trip {mean_ms:.2} ms");
+    println!("echoed {echoed} of {sampled}, mean round trip {mean_ms:.2} ms, pings {pings}");
     Ok(())
+}
+
+/// Reads every connection until `hold` has passed (tungstenite answers pings as it reads);
+/// returns how many pings came.
+async fn hold_answering_pings<S>(open: &mut [S], hold: Duration) -> usize
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message>
+        + Unpin,
+{
+    let until = tokio::time::Instant::now() + hold;
+    let readers = open.iter_mut().map(|ws| async move {
+        let mut pings = 0;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(until, ws.next()).await {
+            if matches!(message, Message::Ping(_)) {
+                pings += 1;
+                // The pong tungstenite queued goes out with a flush.
+                let _ = ws.flush().await;
+            }
+        }
+        pings
+    });
+    futures_util::future::join_all(readers).await.into_iter().sum()
 }
 
 async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), Failure> {
