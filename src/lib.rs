@@ -15,6 +15,7 @@ mod nonblocking;
 mod options;
 mod pin;
 mod ready;
+mod request;
 pub mod resolve;
 mod results;
 mod server;

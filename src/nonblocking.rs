@@ -20,6 +20,7 @@ use crate::options::{
     ClientOptions, ConnectArguments, ConnectionSettings,
 };
 use crate::ready::Readiness;
+use crate::request::RequestInfo;
 use crate::results;
 
 /// The value a call returns first when it would have to wait.
@@ -154,6 +155,8 @@ pub struct NonBlockingConnection {
     shared: Rc<RefCell<Shared>>,
     /// The deadline of the wait under way, if it has one.
     wait_alarm: WaitAlarm,
+    /// A server connection's request.
+    request: Option<Rc<RequestInfo>>,
 }
 
 /// `websocket_native.copas_client(opts)`: a client whose calls never wait.
@@ -191,11 +194,14 @@ impl NonBlockingConnection {
             core,
             shared,
             wait_alarm: WaitAlarm::default(),
+            request: None,
         }
     }
 
-    /// A server connection: served by the core until it ends, and `notice` hears of its end.
-    pub fn serve(self, notice: Rc<dyn EndNotice>) -> Self {
+    /// A server connection for `request`: served by the core until it ends, and `notice`
+    /// hears of its end.
+    pub fn serve(mut self, notice: Rc<dyn EndNotice>, request: Rc<RequestInfo>) -> Self {
+        self.request = Some(request);
         {
             let mut shared = self.shared.borrow_mut();
             shared.on_end = Some(notice);
@@ -449,6 +455,10 @@ impl UserData for NonBlockingConnection {
         methods.add_method_mut("close_finished", |_, this, ()| Ok(this.close_finished()));
         methods.add_method_mut("abort", |lua, this, ()| results::closed(lua, this.abort()));
         methods.add_method("state", |_, this, ()| Ok(this.state()));
+        // A server connection's request as a Lua table (a new one each call), else nil.
+        methods.add_method("request", |lua, this, ()| {
+            this.request.as_ref().map(|info| info.to_lua(lua)).transpose()
+        });
         methods.add_method("ready", |_, this, ()| {
             Ok(this.shared.borrow().readiness.is_raised())
         });

@@ -4,7 +4,7 @@
 //!
 //! A connection goes through two stages, so that Lua can look at the request (and yield in
 //! `on_request`) before the upgrade:
-//! 1. accept, TLS, read the request head: the event `'request', pending, request`;
+//! 1. accept, TLS, read the request head: the event `'request', pending`;
 //! 2. Lua answers with `pending:accept()` (tungstenite upgrades it: `'open', …`) or
 //!    `pending:respond(status, headers, body)` (a plain HTTP response, then the socket closes).
 //!
@@ -38,6 +38,7 @@ use crate::http_head::{self, HeadError, RequestHead};
 use crate::nonblocking::{EndNotice, NonBlockingConnection};
 use crate::options::{argument_errors_as_values, ConnectionSettings, ServerOptions};
 use crate::ready::Readiness;
+use crate::request::RequestInfo;
 use crate::socket_error::describe_io;
 use crate::transport::{Inner, Transport};
 use crate::ws_error;
@@ -63,27 +64,20 @@ impl ProtocolChoice {
     }
 }
 
-/// Who connected, as `request.address`, `.port` and `.secure` tell Lua.
-#[derive(Clone)]
-struct Peer {
-    address: String,
-    port: u16,
-    secure: bool,
-}
-
 /// A request whose head was read: the stream, every byte read from it, and the head.
 struct Arrived {
     inner: Inner,
     bytes: Vec<u8>,
     head: RequestHead,
+    info: Rc<RequestInfo>,
 }
 
 /// Stage 1's result, until Lua answers it (or the deadline drops it).
 type Slot = Rc<RefCell<Option<Arrived>>>;
 
 enum Event {
-    Request(PendingRequest, RequestHead, Peer),
-    Opened(Box<Stream>, Option<String>, u64),
+    Request(PendingRequest),
+    Opened(Box<Stream>, Option<String>, u64, Rc<RequestInfo>),
     /// An error for `on_error`, with the request's id when Lua has seen the request.
     Failed(String, Option<u64>),
 }
@@ -279,15 +273,10 @@ impl Listener {
         let deadline = Instant::now() + self.handshake.handshake_timeout;
         // The doorbell must ring at the deadline for the timeout to be noticed.
         let alarm = self.core.raise_at(deadline, &self.shared.readiness);
-        let peer = Peer {
-            address: peer.ip().to_canonical().to_string(),
-            port: peer.port(),
-            secure: self.handshake.tls.is_some(),
-        };
         let handshake = Rc::clone(&self.handshake);
         let shared = Rc::clone(&self.shared);
         let stage = async move {
-            let read = read_request(tcp, handshake.tls.clone());
+            let read = read_request(tcp, handshake.tls.clone(), peer);
             let arrived = match tokio::time::timeout_at(deadline.into(), read).await {
                 Ok(Ok(arrived)) => arrived,
                 // Browsers open spare connections and close them unused: nothing to report.
@@ -297,9 +286,8 @@ impl Listener {
                 }
                 Err(_) => return (Some(timed_out(None)), Some(alarm)),
             };
-            let head = arrived.head.clone();
             let pending = PendingRequest::new(shared, handshake, arrived, deadline, alarm);
-            (Some(Event::Request(pending, head, peer)), None)
+            (Some(Event::Request(pending)), None)
         };
         self.shared.add_stage(stage.boxed_local());
     }
@@ -322,7 +310,9 @@ fn timed_out(id: Option<u64>) -> Event {
 async fn read_request(
     tcp: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    peer: SocketAddr,
 ) -> Result<Arrived, Option<String>> {
+    let secure = tls.is_some();
     let tcp = BatchedRead::new(tcp);
     let mut inner = match tls {
         Some(acceptor) => match acceptor.accept(tcp).await {
@@ -356,7 +346,15 @@ async fn read_request(
         }
     };
     match http_head::parse_request(&bytes[..end]) {
-        Ok(head) => Ok(Arrived { inner, bytes, head }),
+        Ok(head) => {
+            let info = Rc::new(RequestInfo::new(&bytes[..end], peer, secure));
+            Ok(Arrived {
+                inner,
+                bytes,
+                head,
+                info,
+            })
+        }
         Err(problem) => {
             answer_bad_request(&mut inner).await;
             Err(Some(match problem {
@@ -374,6 +372,7 @@ async fn upgrade(arrived: Arrived, handshake: Rc<HandshakeSettings>, id: u64) ->
         mut inner,
         bytes,
         head,
+        info,
     } = arrived;
     if let Some(problem) = head.upgrade_problem() {
         answer_bad_request(&mut inner).await;
@@ -400,7 +399,7 @@ async fn upgrade(arrived: Arrived, handshake: Rc<HandshakeSettings>, id: u64) ->
     let transport = Transport::with_replay(inner, bytes);
     let config: WebSocketConfig = handshake.settings.config;
     match tokio_tungstenite::accept_hdr_async_with_config(transport, callback, Some(config)).await {
-        Ok(ws) => Event::Opened(Box::new(ws), protocol, id),
+        Ok(ws) => Event::Opened(Box::new(ws), protocol, id, info),
         Err(Error::Protocol(ProtocolError::HandshakeIncomplete)) => Event::Failed(
             "incomplete handshake request: the client closed".into(),
             Some(id),
@@ -573,6 +572,11 @@ fn lua_text(value: &Value) -> Option<String> {
 impl UserData for PendingRequest {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("id", |_, this, ()| Ok(this.id));
+        // The request as a Lua table (a new one each call), or nil once answered.
+        methods.add_method("request", |lua, this, ()| {
+            let info = this.slot.borrow().as_ref().map(|arrived| Rc::clone(&arrived.info));
+            info.map(|info| info.to_lua(lua)).transpose()
+        });
         methods.add_method("accept", |_, this, ()| Ok(this.accept()));
         // `true`, `false` when answered or timed out already, or `nil, problem` for a bad
         // status, header or body (nothing is sent then).
@@ -588,22 +592,9 @@ impl UserData for PendingRequest {
     }
 }
 
-/// `request` as Lua sees it: method, path, headers, protocols, address, port, secure.
-fn request_table(lua: &Lua, head: RequestHead, peer: Peer) -> mlua::Result<Table> {
-    let request = lua.create_table()?;
-    request.set("method", head.method)?;
-    request.set("path", head.path)?;
-    request.set("headers", lua.create_table_from(head.headers)?)?;
-    request.set("protocols", lua.create_sequence_from(head.protocols)?)?;
-    request.set("address", peer.address)?;
-    request.set("port", peer.port)?;
-    request.set("secure", peer.secure)?;
-    Ok(request)
-}
-
 impl UserData for Listener {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `'request', pending, request` | `'open', connection, protocol, request_id` |
+        // `'request', pending` | `'open', connection, protocol, request_id` |
         // `'error', message, [request_id]` | `'ended', connection_id` | nothing.
         methods.add_method_mut("next", |lua, this, ()| {
             let ended = this.shared.ended.borrow_mut().pop();
@@ -613,11 +604,8 @@ impl UserData for Listener {
             match this.next_event() {
                 None => ().into_lua_multi(lua),
                 Some(Event::Failed(message, id)) => ("error", message, id).into_lua_multi(lua),
-                Some(Event::Request(pending, head, peer)) => {
-                    let request = request_table(lua, head, peer)?;
-                    ("request", pending, request).into_lua_multi(lua)
-                }
-                Some(Event::Opened(stream, protocol, id)) => {
+                Some(Event::Request(pending)) => ("request", pending).into_lua_multi(lua),
+                Some(Event::Opened(stream, protocol, id, info)) => {
                     let settings = this.handshake.settings.clone();
                     let connection = {
                         let _runtime = this.core.enter();
@@ -626,7 +614,7 @@ impl UserData for Listener {
                     let notice: Rc<dyn EndNotice> = this.shared.clone();
                     let handle =
                         NonBlockingConnection::new(Rc::clone(&this.core), connection, settings)
-                            .serve(notice);
+                            .serve(notice, info);
                     ("open", lua.create_userdata(handle)?, protocol, id).into_lua_multi(lua)
                 }
             }

@@ -110,15 +110,23 @@ local client_nonblocking = {
   handle_of = client_object.handle_of,
 }
 
+-- Fields of a server-side ws made on first use.
+local SERVER_FIELDS = {
+  request = function(ws)
+    return ws[HANDLE]:request()
+  end,
+}
+
 --- A client object over `handle`, with `opts.timeout`; `extra_methods` (optional) are
--- found before the client methods (the server adds `broadcast` and hides `connect`);
--- `fields` (optional) is the object's table to start from (the server's `request`).
+-- found before the client methods (the server adds `broadcast` and hides `connect`, and
+-- its ws has `request` made on first use); `fields` (optional) is the object's table to
+-- start from.
 function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
   local metatable = client_metatable
   if extra_methods then
     metatable = metatables_with_extras[extra_methods]
     if not metatable then
-      metatable = client_object.metatable(extra_methods, methods)
+      metatable = client_object.metatable_with_fields(SERVER_FIELDS, extra_methods, methods)
       metatables_with_extras[extra_methods] = metatable
     end
   end

@@ -3,6 +3,7 @@
 -- program can name, with a `state` field read live from the handle.
 
 local pairs = pairs
+local rawset = rawset
 local setmetatable = setmetatable
 
 local client_object = {}
@@ -11,17 +12,24 @@ local client_object = {}
 local HANDLE = {}
 client_object.HANDLE = HANDLE
 
---- The metatable of clients whose methods are looked up in `method_tables`, in order; a
--- `false` entry hides a method of the tables after it (a server-side ws has no connect).
--- The tables are merged once, here: a method costs one lookup per call.
-function client_object.metatable(...)
-  local method_tables = { ... }
+-- Merges method tables, the first one winning; a `false` entry hides a method of the
+-- tables after it (a server-side ws has no connect).
+local function merged(method_tables)
   local methods = {}
   for index = #method_tables, 1, -1 do
     for key, method in pairs(method_tables[index]) do
       methods[key] = method
     end
   end
+  return methods
+end
+
+--- The metatable of clients whose fields named in `lazy_fields` are computed on first use
+-- (`lazy_fields[name](client)`, then kept on the client) and whose methods are looked up
+-- in the method tables that follow, in order. The tables are merged once, here: a method
+-- costs one lookup per call.
+function client_object.metatable_with_fields(lazy_fields, ...)
+  local methods = merged({ ... })
   return {
     __index = function(client, key)
       local method = methods[key]
@@ -31,9 +39,20 @@ function client_object.metatable(...)
       if key == 'state' then
         return client[HANDLE]:state()
       end
+      local make = lazy_fields[key]
+      if make then
+        local value = make(client)
+        rawset(client, key, value)
+        return value
+      end
       return nil
     end,
   }
+end
+
+--- The metatable of clients whose methods are looked up in the given tables, in order.
+function client_object.metatable(...)
+  return client_object.metatable_with_fields({}, ...)
 end
 
 --- A client object over `handle`, with the fields of `fields` (optional).

@@ -158,6 +158,7 @@ local function group_for(server, protocol)
 end
 
 local function start_connection(server, handle, protocol, request_id)
+  -- The hook's request, with what it set; without a hook ws.request is made on first use.
   local request = server.requests[request_id]
   server.requests[request_id] = nil
   local group, methods = group_for(server, protocol)
@@ -196,14 +197,15 @@ local function answer_request(server, hook, pending, request, id)
   end
 end
 
-local function take_request(server, pending, request)
-  local id = pending:id()
-  server.requests[id] = request
+local function take_request(server, pending)
   local hook = server.config.on_request
   if not hook then
     pending:accept()
     return
   end
+  local id = pending:id()
+  local request = pending:request()
+  server.requests[id] = request
   copas.addthread(function()
     answer_request(server, hook, pending, request, id)
   end)
@@ -215,7 +217,7 @@ local function dispatch(server)
   while server.listening or next(server.connections) ~= nil do
     local event, detail, extra, request_id = listener:next()
     if event == 'request' then
-      take_request(server, detail, extra)
+      take_request(server, detail)
     elseif event == 'open' then
       start_connection(server, detail, extra, request_id)
     elseif event == 'error' then
