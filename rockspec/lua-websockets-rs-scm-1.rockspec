@@ -2,18 +2,30 @@ rockspec_format = "3.0"
 package = "lua-websockets-rs"
 version = "scm-1"
 
--- `luarocks make` builds from this checkout; the URL only satisfies the rockspec format.
+-- No public repository or release yet: the rock is built from a clone with
+-- `luarocks make rockspec/lua-websockets-rs-scm-1.rockspec`, and "." is that clone.
 source = {
-  url = "git+https://example.invalid/lua-websockets-rs.git",
+  url = ".",
 }
 
 description = {
   summary = "Drop-in replacement for lua-websockets with a native Rust core",
   detailed = [[
     The lua-websockets API (websocket.client.sync, websocket.client.copas,
-    websocket.server.copas) on a native core built on tokio and tokio-tungstenite.
+    websocket.server.copas) on a native core built on tokio and tokio-tungstenite,
+    plus a server for production: wss://, a request hook for auth and plain HTTP,
+    keepalive, read-ahead with backpressure. Type definitions for lua-language-server
+    are in the rock's types/ directory.
   ]],
   license = "MIT",
+  maintainer = "the lua-websockets-rs developers (see the git history of the clone)",
+  labels = { "websocket", "copas", "networking", "server", "client", "tls" },
+}
+
+-- `luarocks test` runs every test on the Lua that luarocks targets (scripts/test.sh).
+test = {
+  type = "command",
+  script = "spec/luarocks_test.lua",
 }
 
 dependencies = {
@@ -24,6 +36,8 @@ build = {
   -- Needs cargo on PATH. The feature (lua51 … lua54, luajit) follows $(LUA).
   type = "command",
   build_command = "sh scripts/build-native.sh '$(LUA)'",
+  -- Type definitions for lua-language-server (point its workspace.library at them).
+  copy_directories = { "types", "docs" },
   install = {
     lib = {
       websocket_native = "target/rock/websocket_native.so",

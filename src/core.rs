@@ -28,8 +28,10 @@ use crate::ready::{RaisedQueue, Readiness};
 
 /// A handle the core drives on its own when its waker fires (see the module comment).
 pub trait Pump {
-    /// Makes what progress it can without waiting.
-    fn drive(&mut self, core: &Core);
+    /// Makes what progress it can without waiting; true when Lua should look (a message
+    /// arrived, the connection ended, a Lua call waits for the socket). A keepalive ping
+    /// and its pong alone wake no coroutine.
+    fn drive(&mut self, core: &Core) -> bool;
     /// Whether a close handshake is under way.
     fn is_closing(&self) -> bool;
 }
@@ -38,6 +40,13 @@ pub trait Pump {
 /// reactor turns: the doorbell rings this much later, so that the step it causes finds
 /// tokio's timers at the same deadline expired too.
 const TOKIO_TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// Who a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Lua,
+    Core,
+}
 
 /// A deadline registered with `raise_at`, for cancelling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,9 +79,9 @@ pub struct Core {
     /// Zero of the clock Lua sees through `websocket_native.now()`.
     epoch: Instant,
     doorbell: RefCell<Doorbell>,
-    /// Flags to raise at a deadline (timeouts of waiting Lua calls, handshakes), earliest
-    /// first.
-    deadlines: RefCell<BTreeMap<DeadlineId, Readiness>>,
+    /// Handles to wake at a deadline, earliest first, and whether Lua must look then
+    /// (timeouts of waiting Lua calls, handshakes) or only the core (keepalive).
+    deadlines: RefCell<BTreeMap<DeadlineId, (Readiness, Audience)>>,
     next_deadline_id: Cell<u64>,
     /// What to drive when a handle's waker fires, by the handle's id.
     pumps: RefCell<HashMap<u64, Weak<RefCell<dyn Pump>>>>,
@@ -172,9 +181,21 @@ impl Core {
 
     /// Raises `readiness` at `deadline`, ringing the doorbell then, unless cancelled first.
     pub fn raise_at(&self, deadline: Instant, readiness: &Readiness) -> DeadlineId {
+        self.alarm_at(deadline, readiness, Audience::Lua)
+    }
+
+    /// Drives `readiness`'s handle at `deadline` (ringing the doorbell then), unless
+    /// cancelled first; Lua hears of it only if the drive says so.
+    pub fn wake_at(&self, deadline: Instant, readiness: &Readiness) -> DeadlineId {
+        self.alarm_at(deadline, readiness, Audience::Core)
+    }
+
+    fn alarm_at(&self, deadline: Instant, readiness: &Readiness, audience: Audience) -> DeadlineId {
         let id = DeadlineId(deadline, self.next_deadline_id.get());
         self.next_deadline_id.set(id.1.wrapping_add(1));
-        self.deadlines.borrow_mut().insert(id, readiness.clone());
+        self.deadlines
+            .borrow_mut()
+            .insert(id, (readiness.clone(), audience));
         self.doorbell
             .borrow_mut()
             .ring_at(deadline + TOKIO_TIMER_SLACK);
@@ -253,13 +274,17 @@ impl Core {
                 .borrow()
                 .get(&readiness.id())
                 .and_then(Weak::upgrade);
-            if let Some(pump) = pump {
+            let lua_should_look = match pump {
                 // A Lua call on this handle never steps while it holds the handle.
-                if let Ok(mut pump) = pump.try_borrow_mut() {
-                    pump.drive(self);
-                }
+                Some(pump) => match pump.try_borrow_mut() {
+                    Ok(mut pump) => pump.drive(self),
+                    Err(_) => true,
+                },
+                None => true,
+            };
+            if lua_should_look {
+                readiness.raise();
             }
-            readiness.raise();
         }
     }
 
@@ -287,7 +312,11 @@ impl Core {
                     .ring_at(entry.key().0 + TOKIO_TIMER_SLACK);
                 break;
             }
-            entry.remove().wake();
+            let (readiness, audience) = entry.remove();
+            readiness.wake();
+            if audience == Audience::Lua {
+                readiness.raise();
+            }
         }
     }
 }

@@ -43,6 +43,8 @@ struct Shared {
     settings: ConnectionSettings,
     connecting: Option<Connecting>,
     unsent: Option<Message>,
+    /// A Lua send waits for the socket to take its message.
+    send_waiting: bool,
     /// The close frame's code and reason, once a close has started.
     closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
@@ -114,7 +116,7 @@ impl Shared {
             core.cancel_deadline(alarm);
         }
         if let Some(deadline) = deadline {
-            let alarm = core.raise_at(deadline.into_std(), &self.readiness);
+            let alarm = core.wake_at(deadline.into_std(), &self.readiness);
             self.keepalive_alarm = Some((deadline, alarm));
         }
     }
@@ -140,9 +142,20 @@ impl Shared {
 
 /// The core drives a connection whenever its waker fires, whether or not Lua waits on it.
 impl Pump for Shared {
-    fn drive(&mut self, core: &Core) {
+    fn drive(&mut self, core: &Core) -> bool {
+        let before = (
+            self.inbox.len(),
+            self.ended.is_some(),
+            self.connection.state(),
+        );
         self.drive_connection();
         self.settle(core);
+        let after = (
+            self.inbox.len(),
+            self.ended.is_some(),
+            self.connection.state(),
+        );
+        before != after || self.send_waiting || self.connecting.is_some()
     }
 
     fn is_closing(&self) -> bool {
@@ -179,6 +192,7 @@ impl NonBlockingConnection {
             settings,
             connecting: None,
             unsent: None,
+            send_waiting: false,
             closing_with: None,
             inbox: VecDeque::new(),
             ended: None,
@@ -336,9 +350,13 @@ impl NonBlockingConnection {
         }
         let mut cx = shared.readiness.poll_context();
         let outcome = match shared.connection.poll_send(&mut cx, &mut shared.unsent) {
-            Poll::Pending => return pending().into_lua_multi(lua),
+            Poll::Pending => {
+                shared.send_waiting = true;
+                return pending().into_lua_multi(lua);
+            }
             Poll::Ready(outcome) => outcome,
         };
+        shared.send_waiting = false;
         if let Err(ending) = &outcome {
             // A broken connection: the next receive reports the same ending.
             if shared.opened && shared.ended.is_none() && !shared.end_reported {
@@ -457,7 +475,10 @@ impl UserData for NonBlockingConnection {
         methods.add_method("state", |_, this, ()| Ok(this.state()));
         // A server connection's request as a Lua table (a new one each call), else nil.
         methods.add_method("request", |lua, this, ()| {
-            this.request.as_ref().map(|info| info.to_lua(lua)).transpose()
+            this.request
+                .as_ref()
+                .map(|info| info.to_lua(lua))
+                .transpose()
         });
         methods.add_method("ready", |_, this, ()| {
             Ok(this.shared.borrow().readiness.is_raised())

@@ -574,7 +574,11 @@ impl UserData for PendingRequest {
         methods.add_method("id", |_, this, ()| Ok(this.id));
         // The request as a Lua table (a new one each call), or nil once answered.
         methods.add_method("request", |lua, this, ()| {
-            let info = this.slot.borrow().as_ref().map(|arrived| Rc::clone(&arrived.info));
+            let info = this
+                .slot
+                .borrow()
+                .as_ref()
+                .map(|arrived| Rc::clone(&arrived.info));
             info.map(|info| info.to_lua(lua)).transpose()
         });
         methods.add_method("accept", |_, this, ()| Ok(this.accept()));

@@ -134,7 +134,10 @@ where
         }
         pings
     });
-    futures_util::future::join_all(readers).await.into_iter().sum()
+    futures_util::future::join_all(readers)
+        .await
+        .into_iter()
+        .sum()
 }
 
 async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), Failure> {

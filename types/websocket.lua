@@ -1,0 +1,183 @@
+---@meta websocket
+-- Type definitions of `require'websocket'` for lua-language-server (LuaLS) and other
+-- checkers that read LuaLS annotations. Nothing here runs. docs/api.md is the reference.
+
+---@alias websocket.Opcode
+---| 0 # CONTINUATION
+---| 1 # TEXT
+---| 2 # BINARY
+---| 8 # CLOSE
+---| 9 # PING
+---| 10 # PONG
+
+---@alias websocket.State 'CLOSED'|'OPEN'|'CLOSING'
+
+---luasec-shaped TLS parameters of a client (`connect`'s third argument).
+---@class websocket.SslParams
+---@field verify? string|string[] `'none'` turns certificate checks off
+---@field cafile? string PEM file whose certificates replace the platform's roots
+---@field certificate? string PEM client certificate chain
+---@field key? string PEM key of the client certificate
+---@field protocol? 'any'|'tlsv1_2'|'tlsv1_3'
+---@field mode? string accepted and ignored, as other luasec keys
+
+---@class websocket.ClientOptions
+---@field timeout? number seconds for connect, each receive, each send and close
+---@field max_message_size? integer bytes the peer may send in one message (64 MiB)
+---@field max_frame_size? integer bytes the peer may send in one frame (16 MiB)
+---@field headers? table<string, string> extra request headers
+---@field ping_interval? number seconds between keepalive pings (off by default)
+---@field ping_timeout? number seconds a pong may take (default `ping_interval`)
+---@field max_queue? integer messages read ahead (copas client, default 16)
+
+---A client: `websocket.client.sync(opts)` or `websocket.client.copas(opts)`.
+---@class websocket.Client
+---@field state websocket.State
+local Client = {}
+
+---Opens the connection and performs the opening handshake.
+---@param url string `ws://host[:port][/path]` or `wss://…`
+---@param protocol? string|string[] offered as Sec-WebSocket-Protocol
+---@param ssl_params? websocket.SslParams
+---@param headers? table<string, string> extra request headers (win over `opts.headers`)
+---@return true|nil ok
+---@return string|nil protocol_or_err the server's protocol (nil when none), or the error
+---@return table<string, string>|nil headers the response headers, names lower-cased
+function Client:connect(url, protocol, ssl_params, headers) end
+
+---The next whole message; after the end of the connection `nil, nil, was_clean, code, reason`.
+---@return string|nil message
+---@return websocket.Opcode|nil opcode TEXT or BINARY
+---@return boolean|nil was_clean
+---@return integer|nil code
+---@return string|nil reason
+function Client:receive() end
+
+---Sends one message (TEXT by default); `nil, was_clean, code, reason` when not possible.
+---@param message string
+---@param opcode? websocket.Opcode TEXT, BINARY, PING or PONG
+---@return true|nil ok
+---@return boolean|nil was_clean
+---@return integer|nil code
+---@return string|nil reason
+function Client:send(message, opcode) end
+
+---The close handshake; returns the peer's close frame.
+---@param code? integer 1000 by default
+---@param reason? string at most 123 bytes
+---@return boolean was_clean
+---@return integer code
+---@return string reason
+function Client:close(code, reason) end
+
+---What `on_request` and handlers learn of a request.
+---@class websocket.Request
+---@field method string
+---@field path string with the query
+---@field headers table<string, string> names lower-cased, repeated ones joined by ', '
+---@field protocols string[] offered, maybe empty
+---@field address string the peer's
+---@field port integer the peer's
+---@field secure boolean over TLS
+---@field [string] any fields `on_request` set
+
+---A server-side connection: the client interface without `connect`.
+---@class websocket.ServerConnection: websocket.Client
+---@field request websocket.Request
+---@field protocol string|nil the selected protocol
+local ServerConnection = {}
+
+---To every OPEN connection of the same protocol, this one included.
+---@param message string
+---@param opcode? websocket.Opcode
+function ServerConnection:broadcast(message, opcode) end
+
+---The peer's address, like luasocket's.
+---@return string address
+---@return integer port
+---@return 'inet'|'inet6' family
+function ServerConnection:getpeername() end
+
+---luasec-shaped server TLS parameters.
+---@class websocket.ServerSsl
+---@field certificate string PEM certificate chain
+---@field key string PEM key (not encrypted)
+---@field cafile? string CA certificates that check client certificates
+---@field verify? string|string[] `'none'`, `'peer'`, or `{'peer', 'fail_if_no_peer_cert'}`
+---@field protocol? 'any'|'tlsv1_2'|'tlsv1_3'
+
+---@alias websocket.Handler fun(ws: websocket.ServerConnection)
+
+---@class websocket.ServerConfig
+---@field port? integer 80 by default
+---@field interface? string `'*'` (every address) by default
+---@field protocols? table<string, websocket.Handler>
+---@field default? websocket.Handler when no offered protocol matches
+---@field on_error? fun(message: string)
+---@field on_request? fun(request: websocket.Request): (integer|true|nil), table<string, string>?, string?
+---@field ssl? websocket.ServerSsl
+---@field handshake_timeout? number seconds (10)
+---@field ping_interval? number
+---@field ping_timeout? number
+---@field max_queue? integer
+---@field max_message_size? integer
+---@field max_frame_size? integer
+---@field reuse_port? boolean
+
+---@class websocket.Server
+local Server = {}
+
+---Stops listening and, unless `keep_clients`, closes every connection (1001), returning
+---once their closing handshakes are done.
+---@param keep_clients? boolean
+function Server:close(keep_clients) end
+
+---To every OPEN connection of `protocol`'s group (`false`: the default handler's), or of
+---every group when nil.
+---@param message string
+---@param opcode? websocket.Opcode
+---@param protocol? string|false
+function Server:broadcast(message, opcode, protocol) end
+
+---@class websocket.client
+local client = {}
+
+---A client whose calls block until done.
+---@param opts? websocket.ClientOptions
+---@return websocket.Client
+function client.sync(opts) end
+
+---The same as `client.sync`.
+---@param opts? websocket.ClientOptions
+---@return websocket.Client
+function client.new(opts) end
+
+---A client whose waiting calls yield to copas (and block outside coroutines).
+---@param opts? websocket.ClientOptions
+---@return websocket.Client
+function client.copas(opts) end
+
+---@class websocket.server.copas
+local server_copas = {}
+
+---Listens and serves from the copas loop.
+---@param config websocket.ServerConfig
+---@return websocket.Server
+function server_copas.listen(config) end
+
+---@class websocket.server
+---@field copas websocket.server.copas
+
+---@class websocket
+---@field client websocket.client
+---@field server websocket.server
+local websocket = {
+  CONTINUATION = 0,
+  TEXT = 1,
+  BINARY = 2,
+  CLOSE = 8,
+  PING = 9,
+  PONG = 10,
+}
+
+return websocket
