@@ -26,6 +26,30 @@ rust_summary=$(grep -E '^test result:' build/cargo-test.log | head -1)
 passed=$((passed + $(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$rust_summary")))
 failed=$((failed + $(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$rust_summary")))
 
+log "type definitions (types/) against spec/types/ with emmylua_check"
+# good/ must check clean; bad/ must get exactly its four planted mistakes.
+if ensure_emmylua_check; then
+  for case in good bad; do
+    rm -rf "build/types/$case" && mkdir -p "build/types/$case"
+    cp "spec/types/$case/usage.lua" "build/types/$case/"
+    printf '{ "workspace": { "library": ["%s/types"] }, "diagnostics": { "disable": ["unresolved-require"] } }\n' \
+      "$PWD" >"build/types/$case/.emmyrc.json"
+    (cd "build/types/$case" && emmylua_check . >../$case.log 2>&1 || true)
+    found=$(grep -oE '\[[a-z-]+\]$' "build/types/$case.log" | sort | tr '\n' ' ' || true)
+    expected=""
+    [ "$case" = bad ] && expected="[assign-type-mismatch] [param-type-mismatch] [undefined-field] [undefined-field] "
+    if [ "$found" = "$expected" ]; then
+      passed=$((passed + 1))
+    else
+      log "types: $case/usage.lua expected '${expected}', got '${found}'"
+      cat "build/types/$case.log"
+      failed=$((failed + 1))
+    fi
+  done
+else
+  log "types: SKIPPED, emmylua_check could not be installed here"
+fi
+
 log "building the test peer"
 cargo build --locked --release -p testpeer
 

@@ -114,7 +114,7 @@ function ServerConnection:getpeername() end
 ---@field protocols? table<string, websocket.Handler>
 ---@field default? websocket.Handler when no offered protocol matches
 ---@field on_error? fun(message: string)
----@field on_request? fun(request: websocket.Request): (integer|true|nil), table<string, string>?, string?
+---@field on_request? fun(request: websocket.Request): integer|true|nil, table<string, string>|nil, string|nil
 ---@field ssl? websocket.ServerSsl
 ---@field handshake_timeout? number seconds (10)
 ---@field ping_interval? number

@@ -115,3 +115,14 @@ use_rock() {
     export "LUA_CPATH_$versioned=$LUA_CPATH"
   fi
 }
+
+# emmylua_check: a checker that reads lua-language-server's annotations (LuaLS itself is in
+# none of the registries this project may use). Installed with cargo into ~/.cargo/bin.
+ensure_emmylua_check() {
+  command -v emmylua_check >/dev/null 2>&1 && return 0
+  log "installing emmylua_check with cargo (a few minutes, once)"
+  cargo install --quiet --locked emmylua_check --version 0.25.1 >build/emmylua-install.log 2>&1 || {
+    tail -5 build/emmylua-install.log >&2
+    return 1
+  }
+}
