@@ -152,6 +152,11 @@ impl Core {
         self.doorbell.borrow().fd()
     }
 
+    /// What another thread rings the doorbell with.
+    pub fn remote_ringer(&self) -> crate::doorbell::RemoteRinger {
+        self.doorbell.borrow().remote_ringer()
+    }
+
     /// A descriptor that is never readable (see Doorbell::silent_fd).
     pub fn silent_fd(&self) -> i32 {
         self.doorbell.borrow().silent_fd()

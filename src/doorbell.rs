@@ -2,17 +2,21 @@
 //!
 //! It is an epoll instance of our own. It watches every socket the core owns, edge-triggered
 //! (so data left unread does not keep it readable), and a timerfd armed for the core's
-//! earliest deadline. tokio watches the same sockets in its own epoll; this one only tells
-//! the Lua thread when to step the core. Its number is small, so select()'s 1024 limit never
+//! earliest deadline, and an eventfd that other threads write to (the cluster's Redis
+//! thread). tokio watches the same sockets in its own epoll; this one only tells the Lua
+//! thread when to step the core. Its number is small, so select()'s 1024 limit never
 //! applies however many connections there are.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Doorbell {
     epoll: OwnedFd,
     timer: OwnedFd,
+    /// Written by other threads to ring.
+    remote: Arc<OwnedFd>,
     /// An epoll instance that watches nothing, so never becomes readable: copas 1.x selects
     /// on it for objects that are ready anyway (lua/websocket/pause.lua).
     silent: OwnedFd,
@@ -20,8 +24,28 @@ pub struct Doorbell {
     armed_for: Option<Instant>,
 }
 
-/// epoll data value that marks the timer (socket events carry their fd).
+/// epoll data values that mark the timer and the eventfd (socket events carry their fd).
 const TIMER_TOKEN: u64 = u64::MAX;
+const REMOTE_TOKEN: u64 = u64::MAX - 1;
+
+/// Rings a doorbell from any thread.
+#[derive(Clone)]
+pub struct RemoteRinger(Arc<OwnedFd>);
+
+impl RemoteRinger {
+    pub fn ring(&self) {
+        let one = 1u64;
+        // SAFETY: writes 8 bytes from a u64 to our non-blocking eventfd; a full counter
+        // (never in practice) only means it rings already.
+        unsafe {
+            libc::write(
+                self.0.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
+    }
+}
 
 impl Doorbell {
     pub fn new() -> io::Result<Self> {
@@ -34,9 +58,11 @@ impl Doorbell {
             ))?
         };
         let silent = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC))? };
+        let remote = unsafe { owned(libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))? };
         let doorbell = Doorbell {
             epoll,
             timer,
+            remote: Arc::new(remote),
             silent,
             armed_for: None,
         };
@@ -45,12 +71,22 @@ impl Doorbell {
             libc::EPOLLIN as u32,
             TIMER_TOKEN,
         )?;
+        doorbell.add(
+            doorbell.remote.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            REMOTE_TOKEN,
+        )?;
         Ok(doorbell)
     }
 
     /// The descriptor to wait on.
     pub fn fd(&self) -> RawFd {
         self.epoll.as_raw_fd()
+    }
+
+    /// What other threads ring it with.
+    pub fn remote_ringer(&self) -> RemoteRinger {
+        RemoteRinger(Arc::clone(&self.remote))
     }
 
     /// A descriptor that is never readable.
@@ -80,6 +116,7 @@ impl Doorbell {
     pub fn drain(&mut self) -> bool {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut timer_rang = false;
+        let mut remote_rang = false;
         loop {
             // SAFETY: `events` has room for the count we pass; timeout 0 never blocks.
             let count =
@@ -87,12 +124,24 @@ impl Doorbell {
             if count <= 0 {
                 break;
             }
-            timer_rang |= events[..count as usize]
-                .iter()
-                .any(|event| event.u64 == TIMER_TOKEN);
+            let rang = &events[..count as usize];
+            timer_rang |= rang.iter().any(|event| event.u64 == TIMER_TOKEN);
+            remote_rang |= rang.iter().any(|event| event.u64 == REMOTE_TOKEN);
             if (count as usize) < events.len() {
                 break;
             }
+        }
+        if remote_rang {
+            let mut count = 0u64;
+            // SAFETY: reads 8 bytes into a u64 from our non-blocking eventfd (level-triggered:
+            // it stays readable until read).
+            unsafe {
+                libc::read(
+                    self.remote.as_raw_fd(),
+                    &mut count as *mut u64 as *mut libc::c_void,
+                    8,
+                )
+            };
         }
         if timer_rang {
             let mut expirations = 0u64;
@@ -167,6 +216,17 @@ mod tests {
         assert!(readable(bell.fd()));
         assert!(!bell.drain());
         // Edge-triggered: the unread byte does not keep it ringing.
+        assert!(!readable(bell.fd()));
+    }
+
+    #[test]
+    fn rings_from_another_thread() {
+        let mut bell = Doorbell::new().unwrap();
+        bell.drain();
+        let ringer = bell.remote_ringer();
+        std::thread::spawn(move || ringer.ring()).join().unwrap();
+        assert!(readable(bell.fd()));
+        bell.drain();
         assert!(!readable(bell.fd()));
     }
 

@@ -6,6 +6,7 @@
 pub mod address;
 mod batched_read;
 mod client;
+mod cluster;
 mod connection;
 mod core;
 mod doorbell;

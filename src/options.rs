@@ -245,6 +245,8 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub reuse_port: bool,
+    /// `config.cluster`: the Redis URL and the channel.
+    pub cluster: Option<(String, String)>,
 }
 
 impl ServerOptions {
@@ -268,6 +270,7 @@ impl ServerOptions {
                 None => None,
             },
             reuse_port: table.get::<Option<bool>>("reuse_port")?.unwrap_or(false),
+            cluster: cluster_options(table.get("cluster")?)?,
         })
     }
 }
@@ -475,6 +478,26 @@ fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
             _ => None,
         },
     })
+}
+
+/// listen's `cluster` table: `{ redis = URL, channel = NAME }`.
+fn cluster_options(value: Value) -> mlua::Result<Option<(String, String)>> {
+    let bad = |problem: String| bad_argument(1, "listen", format!("cluster: {problem}"));
+    let table = match value {
+        Value::Nil => return Ok(None),
+        Value::Table(table) => table,
+        other => return Err(bad(expected("table", &other))),
+    };
+    let text = |key: &str| -> mlua::Result<String> {
+        match table.get::<Value>(key)? {
+            Value::String(text) if !text.as_bytes().is_empty() => Ok(text.to_str()?.to_string()),
+            other => Err(bad(format!(
+                "{key}: {}",
+                expected("non-empty string", &other)
+            ))),
+        }
+    };
+    Ok(Some((text("redis")?, text("channel")?)))
 }
 
 /// listen's `ssl` table, in luasec's server shape.

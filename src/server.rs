@@ -29,14 +29,18 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Error;
+use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::batched_read::BatchedRead;
+use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
 use crate::connection::{Connection, Stream};
 use crate::core::{Core, DeadlineId, WaitAlarm};
 use crate::http_head::{self, HeadError, RequestHead};
 use crate::nonblocking::{EndNotice, NonBlockingConnection};
-use crate::options::{argument_errors_as_values, ConnectionSettings, ServerOptions};
+use crate::options::{
+    argument_errors_as_values, bad_argument, expected, message_to_send, ConnectionSettings,
+    ServerOptions, BINARY, TEXT,
+};
 use crate::ready::Readiness;
 use crate::request::RequestInfo;
 use crate::socket_error::describe_io;
@@ -131,6 +135,7 @@ pub struct Listener {
     events: VecDeque<Event>,
     handshake: Rc<HandshakeSettings>,
     wait_alarm: WaitAlarm,
+    cluster: Option<Cluster>,
 }
 
 /// `websocket_native.listen(interface, port, protocols, has_default, config)`: a listener,
@@ -155,12 +160,26 @@ pub fn listen(
     };
     core.watch(listener.as_raw_fd())
         .map_err(mlua::Error::external)?;
+    let readiness = core.readiness();
+    let cluster = match &options.cluster {
+        Some((url, channel)) => {
+            match Cluster::start(url, channel, readiness.clone(), core.remote_ringer()) {
+                Ok(cluster) => Some(cluster),
+                Err(problem) => {
+                    let problem = format!("bad argument #1 to 'listen' (cluster: {problem})");
+                    return (false, problem).into_lua_multi(lua);
+                }
+            }
+        }
+        None => None,
+    };
     let server = Listener {
+        cluster,
         shared: Rc::new(Shared {
             stages: RefCell::new(FuturesUnordered::new()),
             new_stages: RefCell::new(Vec::new()),
             ended: RefCell::new(Vec::new()),
-            readiness: core.readiness(),
+            readiness,
             next_request_id: Cell::new(1),
             closed: Cell::new(false),
         }),
@@ -294,6 +313,8 @@ impl Listener {
 
     fn close(&mut self) {
         self.listener = None;
+        // Ends the Redis thread.
+        self.cluster = None;
         // Handshakes under way are dropped; their deadlines then only ring once, for nothing.
         *self.shared.stages.borrow_mut() = FuturesUnordered::new();
         self.shared.new_stages.borrow_mut().clear();
@@ -596,6 +617,29 @@ impl UserData for PendingRequest {
     }
 }
 
+fn publish(cluster: &Cluster, message: Value, opcode: Value, group: Value) -> mlua::Result<()> {
+    let (is_text, payload) = match message_to_send(message, opcode)? {
+        Message::Text(text) => (true, text.as_bytes().to_vec()),
+        Message::Binary(bytes) => (false, bytes.to_vec()),
+        _ => return Ok(()),
+    };
+    let group = match group {
+        Value::Nil => Group::All,
+        Value::Boolean(false) => Group::Default,
+        Value::String(name) => Group::Protocol(name.to_str()?.to_string()),
+        other => {
+            let problem = expected("protocol name or false", &other);
+            return Err(bad_argument(3, "broadcast", problem));
+        }
+    };
+    cluster.publish(&Broadcast {
+        group,
+        is_text,
+        payload,
+    });
+    Ok(())
+}
+
 impl UserData for Listener {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // `'request', pending` | `'open', connection, protocol, request_id` |
@@ -604,6 +648,22 @@ impl UserData for Listener {
             let ended = this.shared.ended.borrow_mut().pop();
             if let Some(id) = ended {
                 return ("ended", id).into_lua_multi(lua);
+            }
+            match this.cluster.as_ref().and_then(Cluster::next_event) {
+                Some(ClusterEvent::Outage(message)) => {
+                    return ("error", message).into_lua_multi(lua);
+                }
+                Some(ClusterEvent::Broadcast(broadcast)) => {
+                    let group = match broadcast.group {
+                        Group::All => Value::Nil,
+                        Group::Default => Value::Boolean(false),
+                        Group::Protocol(name) => Value::String(lua.create_string(name)?),
+                    };
+                    let opcode = if broadcast.is_text { TEXT } else { BINARY };
+                    let payload = lua.create_string(&broadcast.payload)?;
+                    return ("cluster", payload, opcode, group).into_lua_multi(lua);
+                }
+                None => {}
             }
             match this.next_event() {
                 None => ().into_lua_multi(lua),
@@ -626,8 +686,26 @@ impl UserData for Listener {
         methods.add_method("ready", |_, this, ()| {
             Ok(!this.events.is_empty()
                 || this.shared.readiness.is_raised()
-                || !this.shared.ended.borrow().is_empty())
+                || !this.shared.ended.borrow().is_empty()
+                || this.cluster.as_ref().is_some_and(Cluster::has_events))
         });
+        // Publishes a broadcast to the other processes of the cluster (if any): `group` is
+        // a protocol name, false for the default handler's group, nil for every group. A
+        // message that is not TEXT or BINARY is not published.
+        // Publishes a broadcast to the other processes of the cluster (if any): `group` is
+        // a protocol name, false for the default handler's group, nil for every group. A
+        // message that is not TEXT or BINARY is not published. `false, message` for a bad
+        // argument, which Lua raises.
+        methods.add_method(
+            "publish",
+            |lua, this, (message, opcode, group): (Value, Value, Value)| {
+                let Some(cluster) = &this.cluster else {
+                    return true.into_lua_multi(lua);
+                };
+                let published = publish(cluster, message, opcode, group);
+                argument_errors_as_values(lua, published.and_then(|()| true.into_lua_multi(lua)))
+            },
+        );
         // The id `websocket_native.take_raised` reports this listener by.
         methods.add_method("id", |_, this, ()| Ok(this.shared.readiness.id()));
         methods.add_method_mut("close", |_, this, ()| {

@@ -8,7 +8,8 @@
 --              with a `ws` that has the client interface (no `connect`) plus `broadcast`,
 --              `request`, `protocol` and `getpeername`;
 --   'error'    a handshake failed: `on_error`;
---   'ended'    a connection ended: it leaves its broadcast group.
+--   'ended'    a connection ended: it leaves its broadcast group;
+--   'cluster'  another process of the cluster (config.cluster) broadcast a message.
 -- The core keeps serving a connection whose handler returned (pings, closes, read-ahead).
 
 local copas = require'copas'
@@ -57,12 +58,18 @@ local function broadcast_to(group, message, opcode)
   end
 end
 
--- What a server-side ws has beyond the client interface.
-local function server_methods(group)
+-- What a server-side ws has beyond the client interface; `key` names its group (a
+-- protocol, or DEFAULT_GROUP).
+local function server_methods(server, key, group)
   return {
     -- Already connected: lua-websockets' server-side ws has no connect.
     connect = false,
     broadcast = function(_, message, opcode)
+      -- Other processes of the cluster first: it checks the message before any send.
+      local ok, problem = server.listener:publish(message, opcode, key)
+      if ok == false then
+        error(problem, 2)
+      end
       broadcast_to(group, message, opcode)
     end,
     getpeername = function(ws)
@@ -76,16 +83,26 @@ end
 local Server = {}
 Server.__index = Server
 
---- `server:broadcast(message, [opcode], [protocol])`: to every OPEN connection of that
--- protocol's group (`false`: the default handler's), or of every group when nil.
-function Server:broadcast(message, opcode, protocol)
+-- Delivers a broadcast to this process's connections of `protocol`'s group (nil: all).
+local function deliver(server, message, opcode, protocol)
   if protocol == nil then
-    for _, group in pairs(self.groups) do
+    for _, group in pairs(server.groups) do
       broadcast_to(group, message, opcode)
     end
-  elseif self.groups[protocol] then
-    broadcast_to(self.groups[protocol], message, opcode)
+  elseif server.groups[protocol] then
+    broadcast_to(server.groups[protocol], message, opcode)
   end
+end
+
+--- `server:broadcast(message, [opcode], [protocol])`: to every OPEN connection of that
+-- protocol's group (`false`: the default handler's), or of every group when nil; with
+-- `config.cluster`, in every process of the cluster.
+function Server:broadcast(message, opcode, protocol)
+  local ok, problem = self.listener:publish(message, opcode, protocol)
+  if ok == false then
+    error(problem, 2)
+  end
+  deliver(self, message, opcode, protocol)
 end
 
 -- Waits until every handle in `handles` has finished its closing handshake, or until
@@ -152,7 +169,7 @@ local function group_for(server, protocol)
   if not group then
     group = {}
     server.groups[key] = group
-    server.group_methods[key] = server_methods(group)
+    server.group_methods[key] = server_methods(server, key, group)
   end
   return group, server.group_methods[key]
 end
@@ -227,6 +244,9 @@ local function dispatch(server)
       server.on_error(detail)
     elseif event == 'ended' then
       forget(server, detail)
+    elseif event == 'cluster' then
+      -- Another process's broadcast: `detail` the message, `extra` its opcode.
+      deliver(server, detail, extra, request_id)
     else
       wait(listener)
     end

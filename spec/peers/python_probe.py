@@ -6,6 +6,9 @@ usage:
                                            numbered in its first 8 bytes, printing
                                            `sent N at SECONDS` after each; then waits for the
                                            server to close
+  python_probe.py listen URL COUNT         offers `chat`, prints `ready`, then prints each of
+                                           the next COUNT messages that are not `probe`
+                                           (`text <message>` or `binary <hex>`), and closes
   python_probe.py tls URL CAFILE [CERT KEY] echoes `over tls` through wss:// offering the
                                            `echo` protocol, with a client certificate when
                                            CERT and KEY are given
@@ -37,6 +40,21 @@ async def flood(url, count, size):
         print("closed", ws.close_code, flush=True)
 
 
+async def listen(url, count):
+    async with connect(url, subprotocols=["chat"]) as ws:
+        print("ready", flush=True)
+        seen = 0
+        while seen < count:
+            message = await ws.recv()
+            if message == "probe":
+                continue
+            seen += 1
+            if isinstance(message, str):
+                print("text", message, flush=True)
+            else:
+                print("binary", message.hex(), flush=True)
+
+
 async def tls(url, cafile, cert=None, key=None):
     context = ssl.create_default_context(cafile=cafile)
     if cert:
@@ -52,6 +70,8 @@ def main(args):
         asyncio.run(ping(args[1]))
     elif command == "flood":
         asyncio.run(flood(args[1], int(args[2]), int(args[3])))
+    elif command == "listen":
+        asyncio.run(listen(args[1], int(args[2])))
     elif command == "tls":
         asyncio.run(tls(*args[1:]))
     else:

@@ -1,0 +1,97 @@
+--- Real components the cluster specs start on free ports of 127.0.0.1, each a process of
+-- its own that the spec stops: redis-server, nginx, and server processes
+-- (spec/support/cluster_server.lua).
+
+local copas_loop = require'spec.support.copas_loop'
+local peers = require'spec.support.peers'
+local process = require'spec.support.process'
+
+local services = {}
+
+--- The path of `program`, or nil when it is not installed.
+function services.find(program)
+  local found = io.popen('command -v ' .. program .. ' 2>/dev/null || ls /usr/sbin/' .. program
+    .. ' 2>/dev/null'):read('*l')
+  return found ~= '' and found or nil
+end
+
+local function read_file(path)
+  local file = io.open(path)
+  if not file then
+    return ''
+  end
+  local text = file:read('*a')
+  file:close()
+  return text
+end
+
+--- Runs `command` in the background; returns an object with `pid`, `log` (its output
+-- file), `output()` and `stop([signal])`.
+function services.spawn(command)
+  local log = os.tmpname()
+  local pid_file = os.tmpname()
+  os.execute(('%s >%s 2>&1 & echo $! >%s'):format(command, log, pid_file))
+  local pid = read_file(pid_file):match('%d+')
+  os.remove(pid_file)
+  local service = { pid = pid, log = log }
+  function service.output()
+    return read_file(log)
+  end
+  function service.stop(signal)
+    os.execute(('kill -%s %s 2>/dev/null'):format(signal or 'TERM', pid))
+    -- Until it is gone: a port it held must be free for the next test.
+    copas_loop.step_until(function() return not services.alive(pid) end, 5)
+  end
+  return service
+end
+
+--- Whether process `pid` runs (a zombie, which nobody reaped yet, does not).
+function services.alive(pid)
+  local state = read_file('/proc/' .. pid .. '/stat'):match('%) (%a)')
+  return state ~= nil and state ~= 'Z'
+end
+
+--- Whether something accepts TCP connections on 127.0.0.1:port.
+function services.port_open(port)
+  local tcp = require'socket'.tcp()
+  tcp:settimeout(0.2)
+  local ok = tcp:connect('127.0.0.1', port)
+  tcp:close()
+  return ok ~= nil
+end
+
+--- redis-server on `port` (a free one by default), without persistence.
+function services.redis(port)
+  port = port or process.free_port()
+  local redis = services.spawn(('%s --port %d --bind 127.0.0.1 --save "" --appendonly no')
+    :format(services.find('redis-server'), port))
+  redis.port = port
+  redis.url = 'redis://127.0.0.1:' .. port
+  assert(copas_loop.step_until(function() return services.port_open(port) end, 10),
+    'redis-server did not start: ' .. redis.output())
+  return redis
+end
+
+--- A cluster server process (spec/support/cluster_server.lua) on `port`.
+function services.server(port, redis_url, channel, options)
+  options = options or {}
+  local server = services.spawn(('%s spec/support/cluster_server.lua %d %s %s %d %s'):format(
+    peers.lua_interpreter(), port, redis_url or 'none', channel or 'test',
+    options.reuse_port and 1 or 0, tostring(options.ping_interval or 0)))
+  server.port = port
+  copas_loop.step_until(function() return server.output():find('listening', 1, true) ~= nil end, 10)
+  return server
+end
+
+--- How many lines of `service`'s output contain `text`.
+function services.count_lines(service, text)
+  local count = 0
+  for line in service.output():gmatch('[^\n]+') do
+    if line:find(text, 1, true) then
+      count = count + 1
+    end
+  end
+  return count
+end
+
+return services
