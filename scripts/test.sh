@@ -57,16 +57,8 @@ for lua in $LUAS; do
   install_rock "$lua"
 done
 
-if [ ! -x build/venv/bin/python ] || ! build/venv/bin/python -c 'import websockets' 2>/dev/null; then
-  log "Python websockets into build/venv"
-  python3 -m venv build/venv
-  build/venv/bin/pip install --quiet --disable-pip-version-check websockets
-fi
-
-if [ ! -d build/node/node_modules/ws ]; then
-  log "Node ws into build/node"
-  npm install --prefix build/node --no-audit --no-fund --silent ws@8
-fi
+ensure_python_websockets
+ensure_node_ws
 
 log "a self-signed certificate for the TLS peer"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

@@ -127,3 +127,20 @@ ensure_emmylua_check() {
     return 1
   }
 }
+
+# Python's websockets in build/venv, for the Python peers.
+ensure_python_websockets() {
+  if [ ! -x build/venv/bin/python ] || ! build/venv/bin/python -c 'import websockets' 2>/dev/null; then
+    log "Python websockets into build/venv"
+    python3 -m venv build/venv
+    build/venv/bin/pip install --quiet --disable-pip-version-check websockets
+  fi
+}
+
+# Node's ws in build/node, for the Node peers.
+ensure_node_ws() {
+  if [ ! -d build/node/node_modules/ws ]; then
+    log "Node ws into build/node"
+    npm install --prefix build/node --no-audit --no-fund --silent ws@8
+  fi
+}

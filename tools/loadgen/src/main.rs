@@ -12,6 +12,13 @@
 //!
 //! `loadgen many URL CONNECTIONS COUNT SIZE`: CONNECTIONS connections each echo COUNT text
 //! messages of SIZE bytes one at a time, all at once; prints the total messages per second.
+//!
+//! `loadgen fanout TRIGGER_URL ROUNDS SIZE URL:N [URL:N …]`: opens N listening connections to
+//! each URL, then ROUNDS times sends one text message of SIZE bytes on a trigger connection
+//! (to TRIGGER_URL), which the server broadcasts, and waits until every listening connection
+//! has it. Listening connections are raw sockets after the handshake that only count bytes
+//! (a WebSocket reader per connection would be the bottleneck). Prints deliveries per second
+//! over all rounds and the median and 99th percentile of the time until the last delivery.
 
 use std::time::Duration;
 
@@ -48,8 +55,19 @@ async fn main() -> Result<(), Failure> {
             let size: usize = args.get(5).ok_or("SIZE missing")?.parse()?;
             many(url, connections, count, size).await
         }
+        Some("fanout") => {
+            let trigger = args.get(2).ok_or("TRIGGER_URL missing")?;
+            let rounds: usize = args.get(3).ok_or("ROUNDS missing")?.parse()?;
+            let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
+            let mut targets = Vec::new();
+            for target in &args[5..] {
+                let (url, count) = target.rsplit_once(':').ok_or("URL:N expected")?;
+                targets.push((url.to_string(), count.parse::<usize>()?));
+            }
+            fanout(trigger, rounds, size, &targets).await
+        }
         _ => Err(
-            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | many URL CONNECTIONS COUNT SIZE"
+            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N…"
                 .into(),
         ),
     }
@@ -202,5 +220,68 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!("messages/s {:.0}", (connections * count) as f64 / elapsed);
+    Ok(())
+}
+
+/// The bytes a server sends for one unmasked text frame of `size` bytes.
+fn frame_len(size: usize) -> usize {
+    size + match size {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    }
+}
+
+async fn fanout(
+    trigger_url: &str,
+    rounds: usize,
+    size: usize,
+    targets: &[(String, usize)],
+) -> Result<(), Failure> {
+    use tokio::io::AsyncReadExt;
+    let mut listeners = Vec::new();
+    for (url, count) in targets {
+        for ws in open_connections(url, *count, size).await? {
+            match ws.into_inner() {
+                tokio_tungstenite::MaybeTlsStream::Plain(tcp) => listeners.push(tcp),
+                _ => return Err("fanout needs ws:// URLs".into()),
+            }
+        }
+    }
+    let (mut trigger, _) =
+        tokio_tungstenite::connect_async_with_config(trigger_url, Some(config_for(size)), true)
+            .await?;
+    // Every server has the connections registered once this round trip is done.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expected = frame_len(size);
+    let payload = Utf8Bytes::try_from(Bytes::from("b".repeat(size)))?;
+    let mut until_last = Vec::with_capacity(rounds);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let sent = Instant::now();
+        trigger.send(Message::Text(payload.clone())).await?;
+        let readers = listeners.iter_mut().map(|tcp| async move {
+            let mut buffer = vec![0u8; expected];
+            tcp.read_exact(&mut buffer).await.map(|_| ())
+        });
+        for outcome in futures_util::future::join_all(readers).await {
+            outcome?;
+        }
+        until_last.push(sent.elapsed());
+        // The trigger connection gets the broadcast too, when it is in the group.
+        let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
+    }
+    let measured: Duration = until_last.iter().sum();
+    until_last.sort();
+    let percentile = |p: usize| until_last[(until_last.len() * p / 100).min(until_last.len() - 1)];
+    println!(
+        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2}",
+        (listeners.len() * rounds) as f64 / measured.as_secs_f64(),
+        percentile(50).as_secs_f64() * 1e3,
+        percentile(99).as_secs_f64() * 1e3,
+        listeners.len(),
+        rounds,
+        started.elapsed().as_secs_f64(),
+    );
     Ok(())
 }

@@ -1,0 +1,11 @@
+// The fan-out benchmark's server on Node's ws: every message is sent to every client, in a
+// loop over wss.clients (ws's own broadcast idiom). bench/fanout.sh runs it.
+const { WebSocketServer } = require('ws');
+
+const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(process.argv[2]) });
+wss.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => {
+    for (const client of wss.clients) client.send(data, { binary: isBinary });
+  });
+});
+wss.on('listening', () => console.log('listening'));

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): user-space instructions the server executes per echoed message,
+# counted by valgrind's callgrind, which does not move with the machine's load. Servers:
+# plain tokio-tungstenite (tools/testpeer) and this project's copas echo server on each Lua
+# of LUAS. For each, two runs of SMALL and LARGE messages of SIZE bytes (loadgen echo) on one
+# connection each; instructions per message = (I_large - I_small) / (LARGE - SMALL), which
+# takes out the connection's own cost. Kernel work is not counted (the same for every server).
+#   bash bench/instructions.sh      LUAS="lua5.1 lua5.4 luajit" SIZE=16 SMALL=1000 LARGE=6000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
+SIZE=${SIZE:-16}
+SMALL=${SMALL:-1000}
+LARGE=${LARGE:-6000}
+
+ensure_system_packages
+ensure_rust
+command -v valgrind >/dev/null || {
+  [ "$(id -u)" -eq 0 ] && apt-get install -y -qq valgrind >/dev/null
+}
+mkdir -p build/run
+for lua in $LUAS; do install_rock "$lua"; done
+cargo build --locked --release -q -p loadgen -p testpeer
+pid=
+trap 'kill $pid 2>/dev/null || true' EXIT
+
+wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
+
+# Instructions since the last dump of callgrind's counters in process $pid.
+dump_instructions() {
+  local before after
+  before=$(ls build/run/callgrind.out.* 2>/dev/null | wc -l)
+  callgrind_control --dump "$pid" >/dev/null
+  for _ in $(seq 100); do
+    after=$(ls build/run/callgrind.out.* 2>/dev/null | wc -l)
+    [ "$after" -gt "$before" ] && break
+    sleep 0.1
+  done
+  local newest
+  newest=$(ls -t build/run/callgrind.out.* | head -1)
+  awk '/^summary:/ { print $2 }' "$newest"
+}
+
+# Starts the server command in $@ under callgrind (its pid in $pid).
+start_under_callgrind() {
+  rm -f build/run/callgrind.out.*
+  valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind.out.%p.%n "$@" \
+    >build/run/callgrind-server.log 2>&1 &
+  pid=$!
+}
+
+# Echoes through $url: a warm-up, SMALL and LARGE messages; prints the table row for $1.
+measure_row() {
+  local label=$1 url=$2 small large
+  target/release/loadgen echo "$url" 50 "$SIZE" >/dev/null
+  dump_instructions >/dev/null
+  target/release/loadgen echo "$url" "$SMALL" "$SIZE" >/dev/null
+  small=$(dump_instructions)
+  target/release/loadgen echo "$url" "$LARGE" "$SIZE" >/dev/null
+  large=$(dump_instructions)
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  awk -v l="$label" -v s="$small" -v g="$large" -v n=$((LARGE - SMALL)) \
+    'BEGIN { printf "| %s | %.0f |\n", l, (g - s) / n }'
+}
+
+echo "| server ($SIZE-byte echo) | instructions per message |"
+echo "|---|---|"
+port_file=build/run/instructions-plain.ports
+rm -f "$port_file"
+start_under_callgrind target/release/testpeer "$port_file"
+for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
+measure_row "tokio-tungstenite (plain Rust)" "ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
+for lua in $LUAS; do
+  use_rock "$lua"
+  port=$(free_port)
+  start_under_callgrind "$lua" examples/echo-server-copas.lua "$port"
+  wait_port "$port"
+  measure_row "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/"
+done
