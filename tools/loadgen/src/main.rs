@@ -172,7 +172,7 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
             Message::Text(Utf8Bytes::try_from(payload.clone())?)
         };
         ws.send(message).await?;
-        match ws.next().await {
+        match next_data(&mut ws).await {
             Some(Ok(Message::Text(echoed))) if echoed.len() == size => {}
             Some(Ok(Message::Binary(echoed))) if echoed.len() == size => {}
             other => return Err(format!("unexpected answer: {other:?}").into()),
@@ -195,6 +195,19 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
     Ok(())
 }
 
+/// The next message that is not a ping or pong (tungstenite answers pings itself): servers
+/// with keepalive ping the load generator's connections.
+async fn next_data(
+    ws: &mut Connection,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => return other,
+        }
+    }
+}
+
 async fn many(url: &str, connections: usize, count: usize, size: usize) -> Result<(), Failure> {
     let open = open_connections(url, connections, size).await?;
     let payload = Utf8Bytes::from("x".repeat(size));
@@ -204,7 +217,7 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
         async move {
             for _ in 0..count {
                 ws.send(Message::Text(payload.clone())).await?;
-                match ws.next().await {
+                match next_data(&mut ws).await {
                     Some(Ok(Message::Text(_))) => {}
                     other => {
                         return Err::<_, Failure>(format!("unexpected answer: {other:?}").into())
