@@ -508,6 +508,59 @@ describe('client request headers', function()
 end)
 
 describe('server:broadcast', function()
+  it('waits for a member whose socket is full, loses nothing and keeps the order', function()
+    local server, url, _, port = servers.start({ default = function() end })
+    local size, count = 60000, 200
+    local total = count * (size + 4)
+    local payload = ('b'):rep(size)
+    local got, raw_bytes, order_ok, stalled = 0, 0, true, false
+    run(function()
+      local reader = copas_client(url, nil, { timeout = 1 })
+      -- A member that reads nothing at first: its socket fills, and the broadcasts to it wait
+      -- in send() (so the reader stops getting them too) until it reads.
+      local raw, raw_tcp = servers.raw_connection(port)
+      raw:send('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+        .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+      repeat until raw:receive('*l') == ''
+      local sent = false
+      copas.addthread(function()
+        for index = 1, count do
+          server:broadcast(('%06d'):format(index) .. payload:sub(7))
+        end
+        sent = true
+      end)
+      local function drain_raw()
+        while raw_bytes < total do
+          local chunk, err, partial = raw:receive(math.min(65536, total - raw_bytes))
+          chunk = chunk or partial
+          raw_bytes = raw_bytes + #chunk
+          if err == 'closed' then break end
+        end
+      end
+      while got < count do
+        local message, _, _, _, reason = reader:receive()
+        if message then
+          got = got + 1
+          order_ok = order_ok and message:sub(1, 6) == ('%06d'):format(got)
+        else
+          assert(reason == 'timeout' and not stalled, 'reader: ' .. tostring(reason))
+          -- The broadcasts stalled on the full member: let it read.
+          stalled = true
+          copas.addthread(drain_raw)
+        end
+      end
+      assert.is_true(copas_loop.step_until(function() return sent and raw_bytes >= total end, 20),
+        ('sent %s, raw member read %d bytes'):format(tostring(sent), raw_bytes))
+      raw_tcp:close()
+      reader:close()
+    end)
+    server:close()
+    assert.is_true(stalled, 'the full member never held the broadcasts back')
+    assert.are.equal(count, got)
+    assert.is_true(order_ok)
+    assert.are.equal(total, raw_bytes)
+  end)
+
   it('reaches one group, the default group, or every group', function()
     local server, url = servers.start({
       protocols = { chat = function() end, news = function() end },

@@ -45,6 +45,8 @@ struct Shared {
     unsent: Option<Message>,
     /// A Lua send waits for the socket to take its message.
     send_waiting: bool,
+    /// A broadcast's message waits in the write buffer for the socket (see Member::offer).
+    flush_waiting: bool,
     /// The close frame's code and reason, once a close has started.
     closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
@@ -93,6 +95,13 @@ impl Shared {
     fn drive_connection(&mut self) {
         if self.connecting.is_some() {
             return; // the connect is Lua's to poll
+        }
+        if self.flush_waiting {
+            let readiness = self.readiness.clone();
+            let mut cx = readiness.waker_context();
+            if self.connection.poll_send(&mut cx, &mut None).is_ready() {
+                self.flush_waiting = false;
+            }
         }
         match self.connection.state() {
             State::Closed => {}
@@ -163,6 +172,57 @@ impl Pump for Shared {
     }
 }
 
+/// A connection as a broadcast sees it.
+pub struct Member(std::rc::Weak<RefCell<Shared>>);
+
+/// What became of a broadcast's message for one member.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Offered {
+    Sent,
+    /// Something else waits to be written first (a Lua send, an earlier broadcast the socket
+    /// did not take yet): Lua sends it with a send that waits, so that nothing is lost and
+    /// memory stays bounded by one message per connection.
+    Busy,
+    /// Not OPEN.
+    Gone,
+}
+
+impl Member {
+    /// Writes `message` to the socket without waiting, when nothing else waits to be written.
+    pub fn offer(&self, core: &Core, message: &Message) -> Offered {
+        let Some(shared) = self.0.upgrade() else {
+            return Offered::Gone;
+        };
+        let Ok(mut guard) = shared.try_borrow_mut() else {
+            return Offered::Busy;
+        };
+        let shared = &mut *guard;
+        if shared.connection.state() != State::Open || shared.ended.is_some() {
+            return Offered::Gone;
+        }
+        if shared.unsent.is_some() || shared.send_waiting || shared.flush_waiting {
+            return Offered::Busy;
+        }
+        let readiness = shared.readiness.clone();
+        let mut cx = readiness.waker_context();
+        let mut unsent = Some(message.clone());
+        match shared.connection.poll_send(&mut cx, &mut unsent) {
+            Poll::Ready(Ok(())) => Offered::Sent,
+            Poll::Ready(Err(ending)) => {
+                shared.ended = Some(ending);
+                shared.settle(core);
+                Offered::Gone
+            }
+            Poll::Pending if unsent.is_some() => Offered::Busy,
+            Poll::Pending => {
+                // Taken, not all written: the core flushes it when the socket has room.
+                shared.flush_waiting = true;
+                Offered::Sent
+            }
+        }
+    }
+}
+
 pub struct NonBlockingConnection {
     core: Rc<Core>,
     shared: Rc<RefCell<Shared>>,
@@ -193,6 +253,7 @@ impl NonBlockingConnection {
             connecting: None,
             unsent: None,
             send_waiting: false,
+            flush_waiting: false,
             closing_with: None,
             inbox: VecDeque::new(),
             ended: None,
@@ -224,6 +285,15 @@ impl NonBlockingConnection {
             shared.readiness.wake();
         }
         self
+    }
+
+    /// This connection as a broadcast's member.
+    pub fn member(&self) -> Member {
+        Member(Rc::downgrade(&self.shared))
+    }
+
+    pub fn id(&self) -> u64 {
+        self.shared.borrow().readiness.id()
     }
 
     fn connect(&mut self, lua: &Lua, arguments: ConnectArguments) -> mlua::Result<MultiValue> {
@@ -357,6 +427,7 @@ impl NonBlockingConnection {
             Poll::Ready(outcome) => outcome,
         };
         shared.send_waiting = false;
+        shared.flush_waiting = false;
         if let Err(ending) = &outcome {
             // A broken connection: the next receive reports the same ending.
             if shared.opened && shared.ended.is_none() && !shared.end_reported {

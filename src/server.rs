@@ -12,7 +12,7 @@
 //! dropped at the deadline.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -36,7 +36,7 @@ use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
 use crate::connection::{Connection, Stream};
 use crate::core::{Core, DeadlineId, WaitAlarm};
 use crate::http_head::{self, HeadError, RequestHead};
-use crate::nonblocking::{EndNotice, NonBlockingConnection};
+use crate::nonblocking::{EndNotice, Member, NonBlockingConnection, Offered};
 use crate::options::{
     argument_errors_as_values, bad_argument, expected, message_to_send, ConnectionSettings,
     ServerOptions, BINARY, TEXT,
@@ -96,6 +96,10 @@ struct Shared {
     new_stages: RefCell<Vec<LocalBoxFuture<'static, StageOutcome>>>,
     /// Ids of server connections that ended, for Lua to drop from their groups.
     ended: RefCell<Vec<u64>>,
+    /// The broadcast groups: protocol (None: the default handler's) -> connection id ->
+    /// member, and each connection's group.
+    groups: RefCell<HashMap<Option<String>, HashMap<u64, Member>>>,
+    group_of: RefCell<HashMap<u64, Option<String>>>,
     readiness: Readiness,
     next_request_id: Cell<u64>,
     /// Set by server:close(): handshakes still answered by Lua go no further.
@@ -115,8 +119,44 @@ impl Shared {
 
 impl EndNotice for Shared {
     fn ended(&self, id: u64) {
+        if let Some(group) = self.group_of.borrow_mut().remove(&id) {
+            if let Some(members) = self.groups.borrow_mut().get_mut(&group) {
+                members.remove(&id);
+            }
+        }
         self.ended.borrow_mut().push(id);
         self.readiness.raise();
+    }
+}
+
+impl Shared {
+    fn join(&self, id: u64, group: Option<String>, member: Member) {
+        self.group_of.borrow_mut().insert(id, group.clone());
+        self.groups
+            .borrow_mut()
+            .entry(group)
+            .or_default()
+            .insert(id, member);
+    }
+
+    /// Offers `message` to every member of `group` (every group for `Group::All`); the ids
+    /// of the members that were busy, for Lua to send to with a send that waits.
+    fn broadcast(&self, core: &Core, group: &Group, message: &Message) -> Vec<u64> {
+        let groups = self.groups.borrow();
+        let chosen: Vec<&HashMap<u64, Member>> = match group {
+            Group::All => groups.values().collect(),
+            Group::Default => groups.get(&None).into_iter().collect(),
+            Group::Protocol(name) => groups.get(&Some(name.clone())).into_iter().collect(),
+        };
+        let mut busy = Vec::new();
+        for members in chosen {
+            for (id, member) in members {
+                if member.offer(core, message) == Offered::Busy {
+                    busy.push(*id);
+                }
+            }
+        }
+        busy
     }
 }
 
@@ -179,6 +219,8 @@ pub fn listen(
             stages: RefCell::new(FuturesUnordered::new()),
             new_stages: RefCell::new(Vec::new()),
             ended: RefCell::new(Vec::new()),
+            groups: RefCell::new(HashMap::new()),
+            group_of: RefCell::new(HashMap::new()),
             readiness,
             next_request_id: Cell::new(1),
             closed: Cell::new(false),
@@ -617,27 +659,45 @@ impl UserData for PendingRequest {
     }
 }
 
-fn publish(cluster: &Cluster, message: Value, opcode: Value, group: Value) -> mlua::Result<()> {
-    let (is_text, payload) = match message_to_send(message, opcode)? {
-        Message::Text(text) => (true, text.as_bytes().to_vec()),
-        Message::Binary(bytes) => (false, bytes.to_vec()),
-        _ => return Ok(()),
-    };
-    let group = match group {
-        Value::Nil => Group::All,
-        Value::Boolean(false) => Group::Default,
-        Value::String(name) => Group::Protocol(name.to_str()?.to_string()),
+/// broadcast's group argument: a protocol name, false (the default handler's), nil (all).
+fn group_from_lua(group: Value) -> mlua::Result<Group> {
+    match group {
+        Value::Nil => Ok(Group::All),
+        Value::Boolean(false) => Ok(Group::Default),
+        Value::String(name) => Ok(Group::Protocol(name.to_str()?.to_string())),
         other => {
             let problem = expected("protocol name or false", &other);
-            return Err(bad_argument(3, "broadcast", problem));
+            Err(bad_argument(3, "broadcast", problem))
         }
-    };
-    cluster.publish(&Broadcast {
-        group,
-        is_text,
-        payload,
-    });
-    Ok(())
+    }
+}
+
+/// Sends a broadcast to this process's members without waiting and, with a cluster, to the
+/// other processes. Returns the ids of the members that were busy.
+fn broadcast(
+    listener: &Listener,
+    message: Value,
+    opcode: Value,
+    group: Value,
+) -> mlua::Result<Vec<u64>> {
+    let message = message_to_send(message, opcode)?;
+    let group = group_from_lua(group)?;
+    if let Some(cluster) = &listener.cluster {
+        let published = match &message {
+            Message::Text(text) => Some((true, text.as_bytes().to_vec())),
+            Message::Binary(bytes) => Some((false, bytes.to_vec())),
+            _ => None,
+        };
+        if let Some((is_text, payload)) = published {
+            cluster.publish(&Broadcast {
+                group: group.clone(),
+                is_text,
+                payload,
+            });
+        }
+    }
+    let _runtime = listener.core.enter();
+    Ok(listener.shared.broadcast(&listener.core, &group, &message))
 }
 
 impl UserData for Listener {
@@ -679,6 +739,8 @@ impl UserData for Listener {
                     let handle =
                         NonBlockingConnection::new(Rc::clone(&this.core), connection, settings)
                             .serve(notice, info);
+                    this.shared
+                        .join(handle.id(), protocol.clone(), handle.member());
                     ("open", lua.create_userdata(handle)?, protocol, id).into_lua_multi(lua)
                 }
             }
@@ -689,21 +751,35 @@ impl UserData for Listener {
                 || !this.shared.ended.borrow().is_empty()
                 || this.cluster.as_ref().is_some_and(Cluster::has_events))
         });
-        // Publishes a broadcast to the other processes of the cluster (if any): `group` is
-        // a protocol name, false for the default handler's group, nil for every group. A
-        // message that is not TEXT or BINARY is not published.
-        // Publishes a broadcast to the other processes of the cluster (if any): `group` is
-        // a protocol name, false for the default handler's group, nil for every group. A
-        // message that is not TEXT or BINARY is not published. `false, message` for a bad
+        // A broadcast: to this process's members of `group` (a protocol name, false for the
+        // default handler's group, nil for every group) without waiting, and with a cluster
+        // to the other processes too. Returns a list of the ids of members that were busy
+        // (Lua sends to them with a send that waits), or `false, message` for a bad
         // argument, which Lua raises.
         methods.add_method(
-            "publish",
+            "broadcast",
             |lua, this, (message, opcode, group): (Value, Value, Value)| {
-                let Some(cluster) = &this.cluster else {
-                    return true.into_lua_multi(lua);
-                };
-                let published = publish(cluster, message, opcode, group);
-                argument_errors_as_values(lua, published.and_then(|()| true.into_lua_multi(lua)))
+                let busy = broadcast(this, message, opcode, group).and_then(|busy| {
+                    match busy.is_empty() {
+                        true => ().into_lua_multi(lua),
+                        false => lua.create_sequence_from(busy)?.into_lua_multi(lua),
+                    }
+                });
+                argument_errors_as_values(lua, busy)
+            },
+        );
+        // Another process's broadcast, to this process's members only.
+        methods.add_method(
+            "deliver",
+            |lua, this, (message, opcode, group): (Value, Value, Value)| {
+                let message = message_to_send(message, opcode)?;
+                let group = group_from_lua(group)?;
+                let _runtime = this.core.enter();
+                let busy = this.shared.broadcast(&this.core, &group, &message);
+                match busy.is_empty() {
+                    true => ().into_lua_multi(lua),
+                    false => lua.create_sequence_from(busy)?.into_lua_multi(lua),
+                }
             },
         );
         // The id `websocket_native.take_raised` reports this listener by.

@@ -8,7 +8,7 @@
 --              with a `ws` that has the client interface (no `connect`) plus `broadcast`,
 --              `request`, `protocol` and `getpeername`;
 --   'error'    a handshake failed: `on_error`;
---   'ended'    a connection ended: it leaves its broadcast group;
+--   'ended'    a connection ended;
 --   'cluster'  another process of the cluster (config.cluster) broadcast a message.
 -- The core keeps serving a connection whose handler returned (pings, closes, read-ahead).
 
@@ -42,35 +42,39 @@ local function default_on_error(message)
   io_stderr:write('websocket server: ', tostring(message), '\n')
 end
 
---- Sends to every OPEN connection of `group` (a table ws -> true). The members are listed
--- first: a send may yield, and connections may come and go meanwhile.
-local function broadcast_to(group, message, opcode)
-  local members, count = {}, 0
-  for member in pairs(group) do
-    count = count + 1
-    members[count] = member
+-- The core writes a broadcast to every member whose socket takes it at once; the members
+-- it lists as busy (something else waits to be written to them) get it from a send that
+-- waits, so that nothing is lost and a slow member holds back only this sender.
+local function send_to_busy(server, busy, message, opcode)
+  if busy == nil then
+    return
   end
-  for index = 1, count do
-    local member = members[index]
-    if member.state == 'OPEN' then
-      member:send(message, opcode)
+  for index = 1, #busy do
+    local ws = server.connections[busy[index]]
+    if ws and ws.state == 'OPEN' then
+      ws:send(message, opcode)
     end
   end
 end
 
+-- A broadcast from this process: `group` is a protocol, DEFAULT_GROUP, or nil for all.
+local function broadcast(server, message, opcode, group)
+  local busy, problem = server.listener:broadcast(message, opcode, group)
+  if busy == false then
+    -- At the program's line: this function, the broadcast method, the caller.
+    error(problem, 3)
+  end
+  send_to_busy(server, busy, message, opcode)
+end
+
 -- What a server-side ws has beyond the client interface; `key` names its group (a
 -- protocol, or DEFAULT_GROUP).
-local function server_methods(server, key, group)
+local function server_methods(server, key)
   return {
     -- Already connected: lua-websockets' server-side ws has no connect.
     connect = false,
     broadcast = function(_, message, opcode)
-      -- Other processes of the cluster first: it checks the message before any send.
-      local ok, problem = server.listener:publish(message, opcode, key)
-      if ok == false then
-        error(problem, 2)
-      end
-      broadcast_to(group, message, opcode)
+      broadcast(server, message, opcode, key)
     end,
     getpeername = function(ws)
       local request = ws.request
@@ -83,26 +87,11 @@ end
 local Server = {}
 Server.__index = Server
 
--- Delivers a broadcast to this process's connections of `protocol`'s group (nil: all).
-local function deliver(server, message, opcode, protocol)
-  if protocol == nil then
-    for _, group in pairs(server.groups) do
-      broadcast_to(group, message, opcode)
-    end
-  elseif server.groups[protocol] then
-    broadcast_to(server.groups[protocol], message, opcode)
-  end
-end
-
 --- `server:broadcast(message, [opcode], [protocol])`: to every OPEN connection of that
 -- protocol's group (`false`: the default handler's), or of every group when nil; with
 -- `config.cluster`, in every process of the cluster.
 function Server:broadcast(message, opcode, protocol)
-  local ok, problem = self.listener:publish(message, opcode, protocol)
-  if ok == false then
-    error(problem, 2)
-  end
-  deliver(self, message, opcode, protocol)
+  broadcast(self, message, opcode, protocol)
 end
 
 -- Waits until every handle in `handles` has finished its closing handshake, or until
@@ -132,8 +121,8 @@ function Server:close(keep_clients)
     return
   end
   local handles = {}
-  for _, entry in pairs(self.connections) do
-    local handle = handle_of(entry.ws)
+  for _, ws in pairs(self.connections) do
+    local handle = handle_of(ws)
     handle:close_in_background(1001, 'going away')
     handles[#handles + 1] = handle
   end
@@ -154,37 +143,26 @@ local function run_handler(server, handler, ws)
   end
 end
 
--- A connection that ended leaves its group.
-local function forget(server, id)
-  local entry = server.connections[id]
-  if entry then
-    server.connections[id] = nil
-    entry.group[entry.ws] = nil
-  end
-end
-
-local function group_for(server, protocol)
+-- The methods of the ws of `protocol`'s group, made once per group.
+local function methods_for(server, protocol)
   local key = protocol or DEFAULT_GROUP
-  local group = server.groups[key]
-  if not group then
-    group = {}
-    server.groups[key] = group
-    server.group_methods[key] = server_methods(server, key, group)
+  local methods = server.group_methods[key]
+  if not methods then
+    methods = server_methods(server, key)
+    server.group_methods[key] = methods
   end
-  return group, server.group_methods[key]
+  return methods
 end
 
 local function start_connection(server, handle, protocol, request_id)
   -- The hook's request, with what it set; without a hook ws.request is made on first use.
   local request = server.requests[request_id]
   server.requests[request_id] = nil
-  local group, methods = group_for(server, protocol)
-  local ws = client_nonblocking.wrap(handle, nil, methods, {
+  local ws = client_nonblocking.wrap(handle, nil, methods_for(server, protocol), {
     request = request,
     protocol = protocol,
   })
-  group[ws] = true
-  server.connections[handle:id()] = { ws = ws, group = group }
+  server.connections[handle:id()] = ws
   local config = server.config
   local handler = protocol and config.protocols[protocol] or config.default
   -- Closures, not arguments: copas 1.x passes a socket argument first, copas 4 does not.
@@ -243,10 +221,10 @@ local function dispatch(server)
       end
       server.on_error(detail)
     elseif event == 'ended' then
-      forget(server, detail)
+      server.connections[detail] = nil
     elseif event == 'cluster' then
       -- Another process's broadcast: `detail` the message, `extra` its opcode.
-      deliver(server, detail, extra, request_id)
+      send_to_busy(server, listener:deliver(detail, extra, request_id), detail, extra)
     else
       wait(listener)
     end
@@ -286,9 +264,9 @@ local function listen(config)
     listener = listener,
     listening = true,
     config = config,
-    groups = {},
+    -- The methods of each group's ws, by protocol (DEFAULT_GROUP: the default handler's).
     group_methods = {},
-    -- By connection id: { ws = ws, group = group }.
+    -- The open connections' ws, by connection id.
     connections = {},
     -- Requests waiting for their upgrade, by request id.
     requests = {},
