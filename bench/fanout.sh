@@ -5,15 +5,17 @@
 # of the connections on each. The servers run on core 0, the load generator on core 1; the
 # listening connections are raw sockets that count bytes (tools/loadgen fanout). Each row is
 # ROUNDS runs of BROADCASTS broadcasts: median and spread of deliveries per second, and the
-# median time until the last connection had a broadcast.
-#   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=20 LUA=lua5.4
+# median time until the last connection had a broadcast, and the server's CPU time per
+# delivery (all its threads, user and kernel; for a cluster, both processes), which does not
+# depend on how fast the load generator reads.
+#   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
 LUA=${LUA:-lua5.4}
 SIZES=${SIZES:-"1000 10000"}
 ROUNDS=${ROUNDS:-3}
-BROADCASTS=${BROADCASTS:-20}
+BROADCASTS=${BROADCASTS:-100}
 
 prepare_lua "$LUA"
 ensure_python_websockets
@@ -36,37 +38,51 @@ start() {
   exit 1
 }
 
-# One row: ROUNDS runs of loadgen fanout with the given targets.
+# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
+servers_cpu_ns() {
+  local pid
+  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
+    awk '{ total += $1 } END { printf "%.0f", total }'
+}
+
+# One row: ROUNDS runs of loadgen fanout with the given targets, against the server
+# processes in SERVERS.
 row() {
   local label=$1 trigger=$2
   shift 2
-  local rates=() lasts=() output
+  local rates=() lasts=() cpus=() output before connections
   for _ in $(seq "$ROUNDS"); do
+    before=$(servers_cpu_ns)
     output=$(taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
+    # Per delivery, opening the connections included (the same work for every server).
+    connections=$(awk '{ print $8 }' <<<"$output")
+    cpus+=("$((($(servers_cpu_ns) - before) / (connections * BROADCASTS)))")
     rates+=("$(awk '{ print $2 }' <<<"$output")")
     lasts+=("$(awk '{ print $4 }' <<<"$output")")
   done
-  python3 - "$label" "${rates[*]}" "${lasts[*]}" <<'PY'
+  python3 - "$label" "${rates[*]}" "${lasts[*]}" "${cpus[*]}" <<'PY'
 import statistics, sys
-label, rates, lasts = sys.argv[1], [float(v) for v in sys.argv[2].split()], [float(v) for v in sys.argv[3].split()]
-print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} | {statistics.median(lasts):.2f} |")
+label = sys.argv[1]
+rates, lasts, cpus = ([float(v) for v in arg.split()] for arg in sys.argv[2:5])
+print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
+      f"| {statistics.median(lasts):.2f} | {statistics.median(cpus) / 1000:.2f} |")
 PY
 }
 
-echo "| server, connections | deliveries/s (median) | spread | ms until the last has it (median) |"
-echo "|---|---|---|---|"
+echo "| server, connections | deliveries/s (median) | spread | ms until the last has it (median) | server CPU µs per delivery (median) |"
+echo "|---|---|---|---|---|"
 for size in $SIZES; do
   port=$(free_port)
   start "ours-$size" "$LUA" bench/fanout-server.lua "$port"
-  row "lua-websockets-rs ($LUA), $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
+  SERVERS=${pids[-1]} row "lua-websockets-rs ($LUA), $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
   kill "${pids[-1]}"
   port=$(free_port)
   start "node-$size" env NODE_PATH=build/node/node_modules node bench/fanout-server.cjs "$port"
-  row "Node ws, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
+  SERVERS=${pids[-1]} row "Node ws, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
   kill "${pids[-1]}"
   port=$(free_port)
   start "python-$size" build/venv/bin/python bench/fanout-server.py "$port"
-  row "Python websockets, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
+  SERVERS=${pids[-1]} row "Python websockets, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
   kill "${pids[-1]}"
 done
 
@@ -82,7 +98,7 @@ if command -v redis-server >/dev/null; then
     second=$(free_port)
     start "cluster-b-$size" "$LUA" bench/fanout-server.lua "$second" "redis://127.0.0.1:$redis_port"
     half=$((size / 2))
-    row "lua-websockets-rs, 2 processes over Redis, $size" "ws://127.0.0.1:$first/" \
+    SERVERS="${pids[-1]} ${pids[-2]}" row "lua-websockets-rs, 2 processes over Redis, $size" "ws://127.0.0.1:$first/" \
       "ws://127.0.0.1:$first/:$half" "ws://127.0.0.1:$second/:$half"
     kill "${pids[-1]}" "${pids[-2]}"
   done
