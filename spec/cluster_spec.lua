@@ -59,8 +59,18 @@ local function next_message(client)
   end
 end
 
+--- Marks the running test pending, and says so, when one of the programs is not installed.
+local function missing(...)
+  for _, program in ipairs({ ... }) do
+    if not services.find(program) then
+      pending(program .. ' is not installed (scripts/test.sh installs it as root)')
+      return true
+    end
+  end
+  return false
+end
+
 describe('beyond one process', function()
-  local redis_server = services.find('redis-server')
   local nginx = services.find('nginx')
   local started
 
@@ -117,10 +127,7 @@ describe('beyond one process', function()
   end)
 
   it('delivers every broadcast to every connection of every process once, in order', function()
-    if not redis_server then
-      pending('redis-server is not installed (scripts/test.sh installs it as root)')
-      return
-    end
+    if missing('redis-server') then return end
     local redis = keep(services.redis())
     local a = keep(services.server(process.free_port(), redis.url, 'room'))
     local b = keep(services.server(process.free_port(), redis.url, 'room'))
@@ -184,10 +191,7 @@ describe('beyond one process', function()
   end)
 
   it('starts without Redis, serves locally meanwhile, and links up once Redis is there', function()
-    if not redis_server then
-      pending('redis-server is not installed (scripts/test.sh installs it as root)')
-      return
-    end
+    if missing('redis-server') then return end
     local redis_port = process.free_port()
     local url = 'redis://127.0.0.1:' .. redis_port
     local a = keep(services.server(process.free_port(), url, 'late'))
@@ -209,10 +213,7 @@ describe('beyond one process', function()
   end)
 
   it('keeps local delivery through a Redis restart and links up again, one error per outage', function()
-    if not redis_server then
-      pending('redis-server is not installed (scripts/test.sh installs it as root)')
-      return
-    end
+    if missing('redis-server') then return end
     local redis = keep(services.redis())
     local a = keep(services.server(process.free_port(), redis.url, 'restart'))
     local b = keep(services.server(process.free_port(), redis.url, 'restart'))
@@ -283,10 +284,7 @@ describe('beyond one process', function()
     end
 
     it('spreads clients over two processes that see each other\'s broadcasts', function()
-      if not (redis_server and nginx) then
-        pending('redis-server or nginx is not installed (scripts/test.sh installs them as root)')
-        return
-      end
+      if missing('redis-server', 'nginx') then return end
       local redis = keep(services.redis())
       local a = keep(services.server(process.free_port(), redis.url, 'nginx'))
       local b = keep(services.server(process.free_port(), redis.url, 'nginx'))
@@ -321,10 +319,7 @@ describe('beyond one process', function()
     end)
 
     it('keeps idle connections through nginx with keepalive, and nginx cuts them without', function()
-      if not nginx then
-        pending('nginx is not installed (scripts/test.sh installs it as root)')
-        return
-      end
+      if missing('nginx') then return end
       local plain = keep(services.server(process.free_port()))
       local pinging = keep(services.server(process.free_port(), nil, nil, { ping_interval = 0.5 }))
       local proxy = start_nginx({ plain }, { pinging })
