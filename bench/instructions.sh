@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): user-space instructions the server executes per echoed message,
 # counted by valgrind's callgrind, which does not move with the machine's load. Servers:
-# plain tokio-tungstenite (tools/testpeer) and this project's copas echo server on each Lua
+# plain tokio-tungstenite (tools/testpeer, with the 4 KiB read buffer this project uses:
+# under valgrind, zero-filling tungstenite's default 128 KiB buffer before every read would
+# dominate the count) and this project's copas echo server on each Lua
 # of LUAS. For each, two runs of SMALL and LARGE messages of SIZE bytes (loadgen echo) on one
 # connection each; instructions per message = (I_large - I_small) / (LARGE - SMALL), which
 # takes out the connection's own cost. Kernel work is not counted (the same for every server).
@@ -69,7 +71,7 @@ echo "| server ($SIZE-byte echo) | instructions per message |"
 echo "|---|---|"
 port_file=build/run/instructions-plain.ports
 rm -f "$port_file"
-start_under_callgrind target/release/testpeer "$port_file"
+TESTPEER_READ_BUFFER=4096 start_under_callgrind target/release/testpeer "$port_file"
 for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
 measure_row "tokio-tungstenite (plain Rust)" "ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
 for lua in $LUAS; do
