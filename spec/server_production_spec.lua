@@ -561,6 +561,30 @@ describe('server:broadcast', function()
     assert.are.equal(total, raw_bytes)
   end)
 
+  it('goes on past a member whose socket just failed, and the server keeps serving', function()
+    local server, url, errors, port = servers.start({ default = function() end })
+    local got
+    run(function()
+      local reader = copas_client(url)
+      local doomed, doomed_tcp = servers.raw_connection(port)
+      doomed:send('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+        .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+      repeat until doomed:receive('*l') == ''
+      copas_loop.step_until(function() return false end, 0.2)
+      -- A reset, and broadcasts before the core has seen it: writing to it fails.
+      doomed_tcp:setoption('linger', { on = true, timeout = 0 })
+      doomed_tcp:close()
+      for index = 1, 3 do
+        server:broadcast('after the reset ' .. index)
+      end
+      got = { (reader:receive()), (reader:receive()), (reader:receive()) }
+      reader:close()
+    end)
+    server:close()
+    assert.are.same({ 'after the reset 1', 'after the reset 2', 'after the reset 3' }, got)
+    assert.are.same({}, errors)
+  end)
+
   it('reaches one group, the default group, or every group', function()
     local server, url = servers.start({
       protocols = { chat = function() end, news = function() end },

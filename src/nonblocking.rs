@@ -173,6 +173,7 @@ impl Pump for Shared {
 }
 
 /// A connection as a broadcast sees it.
+#[derive(Clone)]
 pub struct Member(std::rc::Weak<RefCell<Shared>>);
 
 /// What became of a broadcast's message for one member.

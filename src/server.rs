@@ -142,18 +142,23 @@ impl Shared {
     /// Offers `message` to every member of `group` (every group for `Group::All`); the ids
     /// of the members that were busy, for Lua to send to with a send that waits.
     fn broadcast(&self, core: &Core, group: &Group, message: &Message) -> Vec<u64> {
-        let groups = self.groups.borrow();
-        let chosen: Vec<&HashMap<u64, Member>> = match group {
-            Group::All => groups.values().collect(),
-            Group::Default => groups.get(&None).into_iter().collect(),
-            Group::Protocol(name) => groups.get(&Some(name.clone())).into_iter().collect(),
+        // Listed first: a member whose socket fails ends, and leaves its group, meanwhile.
+        let members: Vec<(u64, Member)> = {
+            let groups = self.groups.borrow();
+            let chosen: Vec<&HashMap<u64, Member>> = match group {
+                Group::All => groups.values().collect(),
+                Group::Default => groups.get(&None).into_iter().collect(),
+                Group::Protocol(name) => groups.get(&Some(name.clone())).into_iter().collect(),
+            };
+            chosen
+                .into_iter()
+                .flat_map(|members| members.iter().map(|(id, member)| (*id, member.clone())))
+                .collect()
         };
         let mut busy = Vec::new();
-        for members in chosen {
-            for (id, member) in members {
-                if member.offer(core, message) == Offered::Busy {
-                    busy.push(*id);
-                }
+        for (id, member) in members {
+            if member.offer(core, message) == Offered::Busy {
+                busy.push(id);
             }
         }
         busy
