@@ -26,8 +26,7 @@ end
 --- A raw upgrade that is never read from again: the server's pings go unanswered.
 local function mute_client(port)
   local tcp = assert(socket.connect('127.0.0.1', port))
-  tcp:send('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-    .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  tcp:send(servers.UPGRADE_REQUEST)
   return tcp
 end
 
@@ -518,10 +517,7 @@ describe('server:broadcast', function()
       local reader = copas_client(url, nil, { timeout = 1 })
       -- A member that reads nothing at first: its socket fills, and the broadcasts to it wait
       -- in send() (so the reader stops getting them too) until it reads.
-      local raw, raw_tcp = servers.raw_connection(port)
-      raw:send('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-        .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-      repeat until raw:receive('*l') == ''
+      local raw, raw_tcp = servers.raw_websocket(port)
       local sent = false
       copas.addthread(function()
         for index = 1, count do
@@ -566,10 +562,7 @@ describe('server:broadcast', function()
     local got
     run(function()
       local reader = copas_client(url)
-      local doomed, doomed_tcp = servers.raw_connection(port)
-      doomed:send('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
-        .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-      repeat until doomed:receive('*l') == ''
+      local _, doomed_tcp = servers.raw_websocket(port)
       copas_loop.step_until(function() return false end, 0.2)
       -- A reset, and broadcasts before the core has seen it: writing to it fails.
       doomed_tcp:setoption('linger', { on = true, timeout = 0 })

@@ -34,6 +34,19 @@ function servers.raw_connection(port)
   return copas.wrap(tcp), tcp
 end
 
+--- A WebSocket upgrade request, as raw peers send it.
+servers.UPGRADE_REQUEST = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+  .. 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
+
+--- A raw WebSocket peer through copas: upgraded (the response head read), then nothing
+-- but bytes. Returns the copas-wrapped connection and the socket, as raw_connection.
+function servers.raw_websocket(port)
+  local connection, tcp = servers.raw_connection(port)
+  connection:send(servers.UPGRADE_REQUEST)
+  repeat until connection:receive('*l') == ''
+  return connection, tcp
+end
+
 --- Sends `request` (a whole HTTP request) to 127.0.0.1:port from a copas coroutine and
 -- reads the response until the server closes: status code, headers (names lower-cased),
 -- body.
