@@ -64,18 +64,17 @@ struct Shared {
 impl Shared {
     fn poll_close(&mut self) -> Poll<Ending> {
         let (code, reason) = self.closing_with.clone().unwrap_or((1000, String::new()));
-        let readiness = self.readiness.clone();
-        let mut cx = readiness.waker_context();
+        let mut cx = self.readiness.waker_context();
         self.connection.poll_close(&mut cx, code, &reason)
     }
 
     /// Reads ahead into the inbox while it has room (a full inbox stops reading: TCP then
     /// holds the peer back), keeps the keepalive and finishes a close under way.
     fn read_ahead(&mut self) {
-        let readiness = self.readiness.clone();
-        let mut cx = readiness.waker_context();
-        let inbox_full = |shared: &Self| shared.inbox.len() >= shared.settings.max_queue;
-        if self.connection.state() == State::Open && inbox_full(self) {
+        // Polled with the handle's own waker, in place (no clone of it per drive).
+        let mut cx = self.readiness.waker_context();
+        let max_queue = self.settings.max_queue;
+        if self.connection.state() == State::Open && self.inbox.len() >= max_queue {
             self.connection.pause_keepalive();
             return;
         }
@@ -83,7 +82,7 @@ impl Shared {
             self.ended = Some(ending);
             return;
         }
-        while self.connection.state() == State::Open && !inbox_full(self) {
+        while self.connection.state() == State::Open && self.inbox.len() < max_queue {
             match self.connection.poll_receive(&mut cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(message)) => self.inbox.push_back(message),
@@ -97,8 +96,7 @@ impl Shared {
             return; // the connect is Lua's to poll
         }
         if self.flush_waiting {
-            let readiness = self.readiness.clone();
-            let mut cx = readiness.waker_context();
+            let mut cx = self.readiness.waker_context();
             if self.connection.poll_send(&mut cx, &mut None).is_ready() {
                 self.flush_waiting = false;
             }
@@ -204,10 +202,10 @@ impl Member {
         if shared.unsent.is_some() || shared.send_waiting || shared.flush_waiting {
             return Offered::Busy;
         }
-        let readiness = shared.readiness.clone();
-        let mut cx = readiness.waker_context();
+        let mut cx = shared.readiness.waker_context();
         let mut unsent = Some(message.clone());
-        match shared.connection.poll_send(&mut cx, &mut unsent) {
+        let sent = shared.connection.poll_send(&mut cx, &mut unsent);
+        match sent {
             Poll::Ready(Ok(())) => Offered::Sent,
             Poll::Ready(Err(ending)) => {
                 shared.ended = Some(ending);
