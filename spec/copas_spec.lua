@@ -18,9 +18,7 @@ local echo_handler = require'spec.support.handlers'.echo
 local start_server = servers.start
 local raw_connection = servers.raw_connection
 
-local function copas_client(url, protocol)
-  return clients.connected('copas', url, protocol, { timeout = 5 })
-end
+local copas_client = clients.copas
 
 describe('copas server and copas client in one loop', function()
   local server, url, errors

@@ -15,9 +15,7 @@ local servers = require'spec.support.servers'
 local run = copas_loop.run
 local echo_handler = require'spec.support.handlers'.echo
 
-local function copas_client(url, protocol, opts)
-  return clients.connected('copas', url, protocol, opts or { timeout = 5 })
-end
+local copas_client = clients.copas
 
 local function python_probe(arguments)
   return peers.python_interpreter() .. ' spec/peers/python_probe.py ' .. arguments

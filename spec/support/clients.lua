@@ -14,4 +14,9 @@ function clients.connected(flavour, url, protocol, opts)
   return client
 end
 
+--- A connected copas client, by default with a 5 s timeout.
+function clients.copas(url, protocol, opts)
+  return clients.connected('copas', url, protocol, opts or { timeout = 5 })
+end
+
 return clients
