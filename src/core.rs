@@ -17,10 +17,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mlua::Lua;
+use tokio::net::TcpStream;
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
 use crate::doorbell::Doorbell;
@@ -40,6 +42,9 @@ pub trait Pump {
 /// reactor turns: the doorbell rings this much later, so that the step it causes finds
 /// tokio's timers at the same deadline expired too.
 const TOKIO_TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// How many sockets' events one turn of tokio's reactor takes at most.
+const EVENTS_PER_TURN: usize = 1024;
 
 /// Who a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +96,9 @@ pub struct Core {
     /// Which handles' flags went up since Lua last asked (see ready.rs).
     raised: RaisedQueue,
     next_readiness_id: Cell<u64>,
+    /// Sockets that rang but that tokio's turns may not have taken yet (more than one turn
+    /// takes): while there are any, Lua steps again without waiting.
+    backlog: Cell<usize>,
 }
 
 impl Core {
@@ -104,6 +112,7 @@ impl Core {
         let runtime = Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            .max_io_events_per_tick(EVENTS_PER_TURN)
             .build()
             .map_err(failed)?;
         let core = Rc::new(Core {
@@ -116,6 +125,7 @@ impl Core {
             served: RefCell::new(HashSet::new()),
             raised: RaisedQueue::default(),
             next_readiness_id: Cell::new(1),
+            backlog: Cell::new(0),
         });
         lua.set_app_data(Rc::clone(&core));
         Ok(core)
@@ -162,9 +172,25 @@ impl Core {
         self.doorbell.borrow().silent_fd()
     }
 
-    /// Makes the doorbell ring for `socket`'s events.
+    /// Makes the doorbell ring for `socket`'s events. Call it before tokio registers the
+    /// socket (before `connect` or `listen`), or use `watch_registered`.
+    ///
+    /// The kernel tells a socket's watchers of an event newest registration first. The
+    /// doorbell must be told last: the step that its ring causes then finds the event in
+    /// tokio's reactor already. Told first, the Lua thread could turn the reactor before
+    /// tokio's watcher was told (the other CPU, or a preempted one, is still telling it),
+    /// and the connection would wait for the next event with its data unread.
     pub fn watch(&self, socket: i32) -> std::io::Result<()> {
         self.doorbell.borrow().watch(socket)
+    }
+
+    /// `watch` for a socket that tokio has registered already (an accepted one): tokio
+    /// registers it again after the doorbell.
+    pub fn watch_registered(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+        let tcp = tcp.into_std()?;
+        self.watch(tcp.as_raw_fd())?;
+        let _runtime = self.enter();
+        TcpStream::from_std(tcp)
     }
 
     /// A new handle's flag, with an id of its own, reporting to the raised queue.
@@ -174,9 +200,10 @@ impl Core {
         Readiness::new(id, self.raised.clone())
     }
 
-    /// Whether some handle's flag went up since the last `take_raised`.
+    /// Whether a step has work without waiting: some handle's flag went up since the last
+    /// `take_raised`, a waker fired, or sockets rang that no turn has taken yet.
     pub fn any_raised(&self) -> bool {
-        !self.raised.is_empty()
+        !self.raised.is_empty() || self.backlog.get() > 0
     }
 
     /// The ids of the flags that went up since the last call, oldest first.
@@ -255,15 +282,15 @@ impl Core {
 
     /// Does whatever is ready, without waiting (see the module comment).
     ///
-    /// The doorbell is cleared only when the turn raised nothing, that is when Lua is about
-    /// to wait on it: a busy connection then costs one epoll_wait per step, not two. Clearing
-    /// is followed by another turn, so that nothing that arrived before it is missed.
+    /// The doorbell is cleared first and tokio's reactor turned after: whatever rang before
+    /// the clearing is in the reactor for this turn, and whatever comes later rings again.
+    /// So a step costs two epoll_waits, and a coroutine about to wait needs no step of its
+    /// own first: copas' select on the doorbell tells it whether anything came.
     pub fn step(&self) {
+        let rang = self.doorbell.borrow_mut().drain();
+        let backlog = self.backlog.get() + rang.sockets;
+        self.backlog.set(backlog.saturating_sub(EVENTS_PER_TURN));
         self.turn();
-        if !self.raised.has_raised() {
-            self.doorbell.borrow_mut().drain();
-            self.turn();
-        }
     }
 
     /// One turn of tokio's reactor (so that the futures' wakers fire), expired deadlines, then

@@ -24,6 +24,15 @@ pub struct Doorbell {
     armed_for: Option<Instant>,
 }
 
+/// What a drain found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rang {
+    /// The timer had expired.
+    pub timer: bool,
+    /// How many sockets had events.
+    pub sockets: usize,
+}
+
 /// epoll data values that mark the timer and the eventfd (socket events carry their fd).
 const TIMER_TOKEN: u64 = u64::MAX;
 const REMOTE_TOKEN: u64 = u64::MAX - 1;
@@ -112,11 +121,11 @@ impl Doorbell {
     }
 
     /// Clears what rang, so that the descriptor is readable again only for new events.
-    /// Returns whether the timer had expired.
-    pub fn drain(&mut self) -> bool {
+    pub fn drain(&mut self) -> Rang {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut timer_rang = false;
         let mut remote_rang = false;
+        let mut sockets = 0;
         loop {
             // SAFETY: `events` has room for the count we pass; timeout 0 never blocks.
             let count =
@@ -125,8 +134,13 @@ impl Doorbell {
                 break;
             }
             let rang = &events[..count as usize];
-            timer_rang |= rang.iter().any(|event| event.u64 == TIMER_TOKEN);
-            remote_rang |= rang.iter().any(|event| event.u64 == REMOTE_TOKEN);
+            for event in rang {
+                match event.u64 {
+                    TIMER_TOKEN => timer_rang = true,
+                    REMOTE_TOKEN => remote_rang = true,
+                    _ => sockets += 1,
+                }
+            }
             if (count as usize) < events.len() {
                 break;
             }
@@ -155,7 +169,10 @@ impl Doorbell {
             };
             self.armed_for = None;
         }
-        timer_rang
+        Rang {
+            timer: timer_rang,
+            sockets,
+        }
     }
 
     /// Makes sure the doorbell rings at `deadline` (or earlier).
@@ -214,7 +231,13 @@ mod tests {
         assert!(!readable(bell.fd()));
         std::io::Write::write_all(&mut writer, b"x").unwrap();
         assert!(readable(bell.fd()));
-        assert!(!bell.drain());
+        assert_eq!(
+            bell.drain(),
+            Rang {
+                timer: false,
+                sockets: 1
+            }
+        );
         // Edge-triggered: the unread byte does not keep it ringing.
         assert!(!readable(bell.fd()));
     }
@@ -237,7 +260,7 @@ mod tests {
         assert!(!readable(bell.fd()));
         std::thread::sleep(Duration::from_millis(40));
         assert!(readable(bell.fd()));
-        assert!(bell.drain());
+        assert!(bell.drain().timer);
         assert!(!readable(bell.fd()));
     }
 }

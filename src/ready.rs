@@ -31,11 +31,6 @@ impl RaisedQueue {
         locked(&self.raised).is_empty() && locked(&self.woken).is_empty()
     }
 
-    /// Whether Lua has handles to look at.
-    pub fn has_raised(&self) -> bool {
-        !locked(&self.raised).is_empty()
-    }
-
     /// Appends the ids of the handles raised for Lua to `into`, oldest first, and empties
     /// that queue.
     pub fn take(&self, into: &mut Vec<u64>) {
@@ -177,7 +172,9 @@ mod tests {
         readiness.wake();
         readiness.wake();
         assert!(!queue.is_empty());
-        assert!(!queue.has_raised());
+        let mut raised = Vec::new();
+        queue.take(&mut raised);
+        assert!(raised.is_empty());
         let woken = queue.take_woken();
         assert_eq!(woken.len(), 1);
         assert_eq!(woken[0].id(), 3);

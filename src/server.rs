@@ -197,14 +197,12 @@ pub fn listen(
     let core = Core::of(lua)?;
     let bound = {
         let _runtime = core.enter();
-        bind(&interface, port, options.reuse_port)
+        bind(&interface, port, options.reuse_port, &core)
     };
     let listener = match bound {
         Ok(listener) => listener,
         Err(reason) => return (Value::Nil, reason).into_lua_multi(lua),
     };
-    core.watch(listener.as_raw_fd())
-        .map_err(mlua::Error::external)?;
     let readiness = core.readiness();
     let cluster = match &options.cluster {
         Some((url, channel)) => {
@@ -252,7 +250,8 @@ pub fn listen(
 const ACCEPT_BACKLOG: u32 = 1024;
 
 /// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`.
-fn bind(interface: &str, port: u16, reuse_port: bool) -> Result<TcpListener, String> {
+/// A listening socket that `core`'s doorbell watches.
+fn bind(interface: &str, port: u16, reuse_port: bool, core: &Core) -> Result<TcpListener, String> {
     let addresses: Vec<SocketAddr> = if interface == "*" {
         // [::] takes IPv4 too on Linux; a host without IPv6 falls back to 0.0.0.0.
         vec![
@@ -264,7 +263,7 @@ fn bind(interface: &str, port: u16, reuse_port: bool) -> Result<TcpListener, Str
     };
     let mut last_error = String::from("no address to listen on");
     for address in addresses {
-        match listen_on(address, reuse_port) {
+        match listen_on(address, reuse_port, core) {
             Ok(listener) => return Ok(listener),
             Err(err) => last_error = describe_io(&err),
         }
@@ -272,7 +271,7 @@ fn bind(interface: &str, port: u16, reuse_port: bool) -> Result<TcpListener, Str
     Err(last_error)
 }
 
-fn listen_on(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+fn listen_on(address: SocketAddr, reuse_port: bool, core: &Core) -> std::io::Result<TcpListener> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -283,6 +282,8 @@ fn listen_on(address: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListen
         socket.set_reuseport(true)?;
     }
     socket.bind(address)?;
+    // Before tokio registers it in listen (see Core::watch).
+    core.watch(socket.as_raw_fd())?;
     socket.listen(ACCEPT_BACKLOG)
 }
 
@@ -335,7 +336,9 @@ impl Listener {
 
     fn start_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        let _ = self.core.watch(tcp.as_raw_fd());
+        let Ok(tcp) = self.core.watch_registered(tcp) else {
+            return; // the peer is dropped, as if it had hung up at once
+        };
         let deadline = Instant::now() + self.handshake.handshake_timeout;
         // The doorbell must ring at the deadline for the timeout to be noticed.
         let alarm = self.core.raise_at(deadline, &self.shared.readiness);

@@ -48,7 +48,19 @@ end
 
 local step_and_wake
 
+-- Whether the watcher stepped the core just before it started watching. Each step clears the
+-- doorbell before it turns the core, so whatever the core has not taken since then either
+-- rang the doorbell (and select sees it) or shows in any_raised (a flag up, a waker fired):
+-- copas' first call of doorbell.receive, before it selects, steps only for the latter.
+local just_stepped = false
+
 function doorbell.receive()
+  if just_stepped then
+    just_stepped = false
+    if not any_raised() then
+      return nil, 'timeout'
+    end
+  end
   if step_and_wake() then
     return true
   end
@@ -133,8 +145,9 @@ local function needs_watcher()
   return watcher == nil or coroutine_status(watcher) == 'dead'
 end
 
-local function watch_doorbell(co)
+local function watch_doorbell(co, stepped)
   watcher = co
+  just_stepped = stepped
   copas.receive(doorbell)
   watcher = nil
 end
@@ -214,13 +227,14 @@ local function id_of(handle)
   return id
 end
 
-local function wait_in_copas(co, handle, deadline)
+local function wait_in_copas(co, handle, deadline, stepped)
   local id = id_of(handle)
   add_waiter(id, co)
   signalled[co] = nil
   while not (signalled[co] or handle:ready()) and not (deadline and now() >= deadline) do
     if needs_watcher() then
-      watch_doorbell(co)
+      watch_doorbell(co, stepped)
+      stepped = false
     else
       pause(co)
     end
@@ -255,6 +269,7 @@ local function wait(handle, deadline, stepped)
     if handle:ready() then
       return true
     end
+    stepped = true
   end
   if deadline then
     if now() >= deadline then
@@ -263,7 +278,7 @@ local function wait(handle, deadline, stepped)
     handle:wake_at(deadline)
   end
   if in_copas then
-    wait_in_copas(copas_coroutine(), handle, deadline)
+    wait_in_copas(copas_coroutine(), handle, deadline, stepped)
   else
     while not handle:ready() and not (deadline and now() >= deadline) do
       native.park(deadline and deadline - now())

@@ -184,12 +184,13 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
     let percentile =
         |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
     println!(
-        "messages/s {:.0} MB/s {:.1} median_us {} p99_us {}",
+        "messages/s {:.0} MB/s {:.1} median_us {} p99_us {} max_us {}",
         count as f64 / elapsed,
         // Both directions carry the payload.
         (2 * count * size) as f64 / elapsed / 1e6,
         percentile(50).as_micros(),
-        percentile(99).as_micros()
+        percentile(99).as_micros(),
+        round_trips.last().map_or(0, |longest| longest.as_micros())
     );
     ws.close(None).await?;
     Ok(())
