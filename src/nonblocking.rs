@@ -354,15 +354,18 @@ impl NonBlockingConnection {
         self.shared.borrow_mut().connecting = None;
     }
 
-    /// `step_first`: when nothing is there yet, step the core once and look again. Lua asks
-    /// for it when this coroutine would watch the doorbell anyway: a busy connection's next
-    /// message is usually in the kernel already, and one call then finds it.
+    /// `step_first`: when nothing is there yet, step the core once and look again, if such
+    /// steps found something lately. Lua asks for it when this coroutine would watch the
+    /// doorbell anyway: a busy connection's next message is usually in the kernel already,
+    /// and one call then finds it (an echo's never is: copas' select waits for it).
     fn receive(&mut self, lua: &Lua, step_first: bool) -> mlua::Result<MultiValue> {
         let outcome = match self.poll_receive() {
-            Poll::Pending if step_first => {
+            Poll::Pending if step_first && self.core.first_steps.worth_trying() => {
                 // No borrow of the connection is held here: the step drives it.
                 self.core.step();
-                if self.shared.borrow().readiness.is_raised() {
+                let found = self.shared.borrow().readiness.is_raised();
+                self.core.first_steps.record(found);
+                if found {
                     self.poll_receive()
                 } else {
                     Poll::Pending

@@ -48,15 +48,15 @@ end
 
 local step_and_wake
 
--- Whether the watcher stepped the core just before it started watching. Each step clears the
--- doorbell before it turns the core, so whatever the core has not taken since then either
--- rang the doorbell (and select sees it) or shows in any_raised (a flag up, a waker fired):
--- copas' first call of doorbell.receive, before it selects, steps only for the latter.
-local just_stepped = false
+-- Whether copas is about to call doorbell.receive for the first time in a watch, before it
+-- selects. Each step clears the doorbell before it turns the core, so whatever the core has
+-- not taken since then either rang the doorbell (and select sees it) or shows in any_raised
+-- (a flag up, a waker fired): only the latter is worth a step before select.
+local first_look = false
 
 function doorbell.receive()
-  if just_stepped then
-    just_stepped = false
+  if first_look then
+    first_look = false
     if not any_raised() then
       return nil, 'timeout'
     end
@@ -145,9 +145,9 @@ local function needs_watcher()
   return watcher == nil or coroutine_status(watcher) == 'dead'
 end
 
-local function watch_doorbell(co, stepped)
+local function watch_doorbell(co)
   watcher = co
-  just_stepped = stepped
+  first_look = true
   copas.receive(doorbell)
   watcher = nil
 end
@@ -227,14 +227,13 @@ local function id_of(handle)
   return id
 end
 
-local function wait_in_copas(co, handle, deadline, stepped)
+local function wait_in_copas(co, handle, deadline)
   local id = id_of(handle)
   add_waiter(id, co)
   signalled[co] = nil
   while not (signalled[co] or handle:ready()) and not (deadline and now() >= deadline) do
     if needs_watcher() then
-      watch_doorbell(co, stepped)
-      stepped = false
+      watch_doorbell(co)
     else
       pause(co)
     end
@@ -269,7 +268,6 @@ local function wait(handle, deadline, stepped)
     if handle:ready() then
       return true
     end
-    stepped = true
   end
   if deadline then
     if now() >= deadline then
@@ -278,7 +276,7 @@ local function wait(handle, deadline, stepped)
     handle:wake_at(deadline)
   end
   if in_copas then
-    wait_in_copas(copas_coroutine(), handle, deadline, stepped)
+    wait_in_copas(copas_coroutine(), handle, deadline)
   else
     while not handle:ready() and not (deadline and now() >= deadline) do
       native.park(deadline and deadline - now())
