@@ -7,6 +7,10 @@
 # of LUAS. For each, two runs of SMALL and LARGE messages of SIZE bytes (loadgen echo) on one
 # connection each; instructions per message = (I_large - I_small) / (LARGE - SMALL), which
 # takes out the connection's own cost. Kernel work is not counted (the same for every server).
+# Under valgrind a server is so slow that the next message always waits in the kernel when
+# it looks; natively an echo's next message never does, so the paths differ: a second table
+# counts the system calls per message of a native run with perf's tracepoints (when perf
+# works here), which is where the kernel's share differs.
 #   bash bench/instructions.sh      LUAS="lua5.1 lua5.4 luajit" SIZE=16 SMALL=1000 LARGE=6000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,4 +84,43 @@ for lua in $LUAS; do
   start_under_callgrind "$lua" examples/echo-server-copas.lua "$port"
   wait_port "$port"
   measure_row "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/"
+done
+
+# System calls per echoed message of a native run, counted by perf's tracepoints.
+SYSCALLS="epoll_wait pselect6 recvfrom sendto"
+if ! perf stat -e syscalls:sys_enter_epoll_wait true >/dev/null 2>&1; then
+  echo "(no syscall table: perf cannot count tracepoints here)"
+  exit 0
+fi
+count_syscalls() {
+  local label=$1 url=$2 server=$3 events="" counts
+  for name in $SYSCALLS; do events="$events${events:+,}syscalls:sys_enter_$name"; done
+  target/release/loadgen echo "$url" 500 "$SIZE" >/dev/null
+  perf stat -x, -e "$events" -p "$server" -o build/run/syscalls.csv &
+  local counter=$!
+  sleep 0.3
+  target/release/loadgen echo "$url" "$LARGE" "$SIZE" >/dev/null
+  kill -INT "$counter"
+  wait "$counter" 2>/dev/null || true
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  counts=$(awk -F, -v n="$LARGE" '/sys_enter/ { printf "%.2f | ", $1 / n; total += $1 / n }
+    END { printf "%.2f", total }' build/run/syscalls.csv)
+  echo "| $label | $counts |"
+}
+echo
+echo "| server (native $SIZE-byte echo) | epoll_wait | select | recv | send | total per message |"
+echo "|---|---|---|---|---|---|"
+rm -f "$port_file"
+target/release/testpeer "$port_file" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
+count_syscalls "tokio-tungstenite (plain Rust)" "ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo" "$pid"
+for lua in $LUAS; do
+  use_rock "$lua"
+  port=$(free_port)
+  "$lua" examples/echo-server-copas.lua "$port" >/dev/null &
+  pid=$!
+  wait_port "$port"
+  count_syscalls "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/" "$pid"
 done
