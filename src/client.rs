@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value};
 
+use crate::call_timer::CallTimer;
 use crate::connection::{ConnectRequest, Connection, Ending, DEFAULT_CLOSE_WAIT};
 use crate::core::Core;
 use crate::options::{
@@ -20,6 +21,7 @@ pub struct SyncClient {
     core: Rc<Core>,
     connection: Connection,
     timeout: Option<Duration>,
+    timer: CallTimer,
     settings: ConnectionSettings,
 }
 
@@ -30,6 +32,7 @@ pub fn new_sync_client(lua: &Lua, opts: Value) -> mlua::Result<MultiValue> {
             core: Core::of(lua)?,
             connection: Connection::default(),
             timeout: options.timeout,
+            timer: CallTimer::default(),
             settings: options.settings,
         };
         lua.create_userdata(client)?.into_lua_multi(lua)
@@ -45,7 +48,8 @@ impl SyncClient {
                 Err(answer) => return Ok(answer),
             };
         let mut connection = Connection::default();
-        let outcome = self.core.block_on_for(
+        let outcome = self.timer.run(
+            &self.core,
             self.timeout,
             connection.connect(request, self.settings.keepalive),
         );
@@ -60,8 +64,8 @@ impl SyncClient {
 
     fn receive(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
         let outcome = self
-            .core
-            .block_on_for(self.timeout, self.connection.receive());
+            .timer
+            .run(&self.core, self.timeout, self.connection.receive());
         // On a timeout the connection stays open: a later receive goes on reading.
         let outcome = outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)));
         results::received(lua, outcome)
@@ -70,8 +74,8 @@ impl SyncClient {
     fn send(&mut self, lua: &Lua, payload: Value, opcode: Value) -> mlua::Result<MultiValue> {
         let message = message_to_send(payload, opcode)?;
         let outcome = self
-            .core
-            .block_on_for(self.timeout, self.connection.send(message));
+            .timer
+            .run(&self.core, self.timeout, self.connection.send(message));
         // What was not written yet stays queued and goes out with the next write.
         let outcome = outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)));
         results::sent(lua, outcome)

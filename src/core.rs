@@ -169,17 +169,6 @@ impl Core {
         self.runtime.block_on(work)
     }
 
-    /// Runs `work` on the Lua thread for at most `limit`; `None` when the limit expired.
-    pub fn block_on_for<F: Future>(&self, limit: Option<Duration>, work: F) -> Option<F::Output> {
-        match limit {
-            None => Some(self.runtime.block_on(work)),
-            // The timer must be made inside the runtime, which owns the clock.
-            Some(limit) => self
-                .runtime
-                .block_on(async move { tokio::time::timeout(limit, work).await.ok() }),
-        }
-    }
-
     /// Seconds since the epoch, for deadlines computed in Lua.
     pub fn now(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()

@@ -5,6 +5,7 @@
 
 pub mod address;
 mod batched_read;
+mod call_timer;
 mod client;
 mod cluster;
 mod connection;
