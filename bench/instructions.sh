@@ -7,8 +7,10 @@
 # of LUAS. For each, two runs of SMALL and LARGE messages of SIZE bytes (loadgen echo) on one
 # connection each; instructions per message = (I_large - I_small) / (LARGE - SMALL), which
 # takes out the connection's own cost. Kernel work is not counted (the same for every server).
+# A second table does the same for whole client processes (tools/loadgen as plain Rust, and
+# bench/client.lua's sync and copas clients) against plain tokio-tungstenite's echo server.
 # Under valgrind a server is so slow that the next message always waits in the kernel when
-# it looks; natively an echo's next message never does, so the paths differ: a second table
+# it looks; natively an echo's next message never does, so the paths differ: a third table
 # counts the system calls per message of a native run with perf's tracepoints (when perf
 # works here), which is where the kernel's share differs.
 #   bash bench/instructions.sh      LUAS="lua5.1 lua5.4 luajit" SIZE=16 SMALL=1000 LARGE=6000
@@ -85,6 +87,35 @@ for lua in $LUAS; do
   wait_port "$port"
   measure_row "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/"
 done
+
+# Clients: instructions per message of a whole client process echoing against plain
+# tokio-tungstenite's echo server (the same two-run difference).
+client_instructions() {
+  local runs=() count
+  for count in "$SMALL" "$LARGE"; do
+    valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind-client.out \
+      "$@" "$count" "$SIZE" >/dev/null 2>&1
+    runs+=("$(awk '/^(summary|totals):/ { print $2; exit }' build/run/callgrind-client.out)")
+  done
+  awk -v s="${runs[0]}" -v g="${runs[1]}" -v n=$((LARGE - SMALL)) 'BEGIN { printf "%.0f", (g - s) / n }'
+}
+echo
+echo "| client ($SIZE-byte echo) | instructions per message |"
+echo "|---|---|"
+rm -f "$port_file"
+target/release/testpeer "$port_file" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
+plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
+echo "| tokio-tungstenite (plain Rust, tools/loadgen) | $(client_instructions target/release/loadgen echo "$plain_url") |"
+for lua in $LUAS; do
+  use_rock "$lua"
+  for flavour in sync copas; do
+    echo "| lua-websockets-rs $flavour client ($lua) | $(client_instructions "$lua" bench/client.lua "$flavour" "$plain_url") |"
+  done
+done
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
 
 # System calls per echoed message of a native run, counted by perf's tracepoints.
 SYSCALLS="epoll_wait pselect6 recvfrom sendto"
