@@ -43,6 +43,9 @@ pub trait Pump {
 /// tokio's timers at the same deadline expired too.
 const TOKIO_TIMER_SLACK: Duration = Duration::from_millis(2);
 
+/// How soon the doorbell rings again after sockets rang but tokio woke nobody (see `step`).
+const LATE_EVENT_RECHECK: Duration = Duration::from_millis(2);
+
 /// How many sockets' events one turn of tokio's reactor takes at most.
 const EVENTS_PER_TURN: usize = 1024;
 
@@ -312,17 +315,29 @@ impl Core {
         let rang = self.doorbell.borrow_mut().drain();
         let backlog = self.backlog.get() + rang.sockets;
         self.backlog.set(backlog.saturating_sub(EVENTS_PER_TURN));
-        self.turn();
+        let woken = self.turn();
+        if rang.sockets > 0 && woken == 0 {
+            // Sockets rang and tokio woke nobody: a write-space event, usually, but should
+            // tokio's watcher ever hear of an event after the doorbell (see `watch`), the
+            // doorbell rings again shortly, so that a message waits milliseconds, not
+            // until some later event.
+            self.doorbell
+                .borrow_mut()
+                .ring_at(Instant::now() + LATE_EVENT_RECHECK);
+        }
     }
 
     /// One turn of tokio's reactor (so that the futures' wakers fire), expired deadlines, then
-    /// the woken handles: each is driven if it has a pump, and raised for Lua.
-    fn turn(&self) {
+    /// the woken handles: each is driven if it has a pump, and raised for Lua. Returns how
+    /// many handles were woken.
+    fn turn(&self) -> usize {
         // Yielding once makes the scheduler poll the reactor with a zero timeout.
         self.runtime.block_on(tokio::task::yield_now());
         self.raise_expired_deadlines();
         let _runtime = self.enter();
-        for readiness in self.raised.take_woken() {
+        let woken = self.raised.take_woken();
+        let count = woken.len();
+        for readiness in woken {
             let pump = self
                 .pumps
                 .borrow()
@@ -340,6 +355,7 @@ impl Core {
                 readiness.raise();
             }
         }
+        count
     }
 
     /// Blocks until the doorbell rings or `limit` passes, then steps: how the copas flavour
