@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): user-space instructions of one call from Lua into native code,
+# counted by valgrind's callgrind: a Lua function, a plain C function (luasocket's
+# gettime), one of our functions and one of our userdata methods through mlua. Each row is
+# (I(LARGE calls) - I(SMALL calls)) / (LARGE - SMALL), so start-up is taken out.
+#   bash bench/crossings.sh      LUAS="lua5.1 lua5.4 luajit" SMALL=100000 LARGE=600000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
+SMALL=${SMALL:-100000}
+LARGE=${LARGE:-600000}
+
+ensure_system_packages
+ensure_rust
+command -v valgrind >/dev/null || {
+  [ "$(id -u)" -eq 0 ] && apt-get install -y -qq valgrind >/dev/null
+}
+mkdir -p build/run
+for lua in $LUAS; do install_rock "$lua"; done
+
+instructions() {
+  valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind-crossings.out "$@" \
+    >/dev/null 2>&1
+  awk '/^(summary|totals):/ { print $2; exit }' build/run/callgrind-crossings.out
+}
+
+echo "| call from Lua | ${LUAS// / | } |"
+echo "|---|$(for _ in $LUAS; do printf -- '---|'; done)"
+for kind in lua c native-function native-method; do
+  row="| $kind |"
+  for lua in $LUAS; do
+    use_rock "$lua"
+    small=$(instructions "$lua" bench/crossings.lua "$SMALL" "$kind")
+    large=$(instructions "$lua" bench/crossings.lua "$LARGE" "$kind")
+    row="$row $(( (large - small) / (LARGE - SMALL) )) |"
+  done
+  echo "$row"
+done
