@@ -7,23 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
+source bench/lib/callgrind.sh
 LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
 SMALL=${SMALL:-100000}
 LARGE=${LARGE:-600000}
 
 ensure_system_packages
 ensure_rust
-command -v valgrind >/dev/null || {
-  [ "$(id -u)" -eq 0 ] && apt-get install -y -qq valgrind >/dev/null
-}
+ensure_valgrind
 mkdir -p build/run
 for lua in $LUAS; do install_rock "$lua"; done
-
-instructions() {
-  valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind-crossings.out "$@" \
-    >/dev/null 2>&1
-  awk '/^(summary|totals):/ { print $2; exit }' build/run/callgrind-crossings.out
-}
 
 echo "| call from Lua | ${LUAS// / | } |"
 echo "|---|$(for _ in $LUAS; do printf -- '---|'; done)"
@@ -31,9 +24,9 @@ for kind in lua c native-function native-method; do
   row="| $kind |"
   for lua in $LUAS; do
     use_rock "$lua"
-    small=$(instructions "$lua" bench/crossings.lua "$SMALL" "$kind")
-    large=$(instructions "$lua" bench/crossings.lua "$LARGE" "$kind")
-    row="$row $(( (large - small) / (LARGE - SMALL) )) |"
+    small=$(callgrind_total "$lua" bench/crossings.lua "$SMALL" "$kind")
+    large=$(callgrind_total "$lua" bench/crossings.lua "$LARGE" "$kind")
+    row="$row $(per_unit "$small" "$large" $((LARGE - SMALL))) |"
   done
   echo "$row"
 done

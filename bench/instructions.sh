@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
+source bench/lib/callgrind.sh
 LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
 SIZE=${SIZE:-16}
 SMALL=${SMALL:-1000}
@@ -24,14 +25,15 @@ LARGE=${LARGE:-6000}
 
 ensure_system_packages
 ensure_rust
-command -v valgrind >/dev/null || {
-  [ "$(id -u)" -eq 0 ] && apt-get install -y -qq valgrind >/dev/null
-}
+ensure_valgrind
 mkdir -p build/run
 for lua in $LUAS; do install_rock "$lua"; done
 cargo build --locked --release -q -p loadgen -p testpeer
 pid=
 trap 'kill $pid 2>/dev/null || true' EXIT
+# The read buffer this project uses (see above), for every run of the plain peer.
+export TESTPEER_READ_BUFFER=4096
+port_file=build/run/instructions-plain.ports
 
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
@@ -58,6 +60,21 @@ start_under_callgrind() {
   pid=$!
 }
 
+# Starts the command in $@ natively (its pid in $pid).
+start_native() {
+  "$@" >/dev/null 2>&1 &
+  pid=$!
+}
+
+# Starts plain tokio-tungstenite's echo server with the launcher $1 (start_native or
+# start_under_callgrind); its URL in $plain_url.
+start_plain_peer() {
+  rm -f "$port_file"
+  "$1" target/release/testpeer "$port_file"
+  for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
+  plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
+}
+
 # Echoes through $url: a warm-up, SMALL and LARGE messages; prints the table row for $1.
 measure_row() {
   local label=$1 url=$2 small large
@@ -75,11 +92,8 @@ measure_row() {
 
 echo "| server ($SIZE-byte echo) | instructions per message |"
 echo "|---|---|"
-port_file=build/run/instructions-plain.ports
-rm -f "$port_file"
-TESTPEER_READ_BUFFER=4096 start_under_callgrind target/release/testpeer "$port_file"
-for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
-measure_row "tokio-tungstenite (plain Rust)" "ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
+start_plain_peer start_under_callgrind
+measure_row "tokio-tungstenite (plain Rust)" "$plain_url"
 for lua in $LUAS; do
   use_rock "$lua"
   port=$(free_port)
@@ -91,22 +105,13 @@ done
 # Clients: instructions per message of a whole client process echoing against plain
 # tokio-tungstenite's echo server (the same two-run difference).
 client_instructions() {
-  local runs=() count
-  for count in "$SMALL" "$LARGE"; do
-    valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind-client.out \
-      "$@" "$count" "$SIZE" >/dev/null 2>&1
-    runs+=("$(awk '/^(summary|totals):/ { print $2; exit }' build/run/callgrind-client.out)")
-  done
-  awk -v s="${runs[0]}" -v g="${runs[1]}" -v n=$((LARGE - SMALL)) 'BEGIN { printf "%.0f", (g - s) / n }'
+  per_unit "$(callgrind_total "$@" "$SMALL" "$SIZE")" "$(callgrind_total "$@" "$LARGE" "$SIZE")" \
+    $((LARGE - SMALL))
 }
 echo
 echo "| client ($SIZE-byte echo) | instructions per message |"
 echo "|---|---|"
-rm -f "$port_file"
-target/release/testpeer "$port_file" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
-plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
+start_plain_peer start_native
 echo "| tokio-tungstenite (plain Rust, tools/loadgen) | $(client_instructions target/release/loadgen echo "$plain_url") |"
 for lua in $LUAS; do
   use_rock "$lua"
@@ -142,16 +147,12 @@ count_syscalls() {
 echo
 echo "| server (native $SIZE-byte echo) | epoll_wait | select | recv | send | total per message |"
 echo "|---|---|---|---|---|---|"
-rm -f "$port_file"
-target/release/testpeer "$port_file" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 300); do [ -s "$port_file" ] && break; sleep 0.1; done
-count_syscalls "tokio-tungstenite (plain Rust)" "ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo" "$pid"
+start_plain_peer start_native
+count_syscalls "tokio-tungstenite (plain Rust)" "$plain_url" "$pid"
 for lua in $LUAS; do
   use_rock "$lua"
   port=$(free_port)
-  "$lua" examples/echo-server-copas.lua "$port" >/dev/null &
-  pid=$!
+  start_native "$lua" examples/echo-server-copas.lua "$port"
   wait_port "$port"
   count_syscalls "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/" "$pid"
 done
