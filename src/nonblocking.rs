@@ -51,6 +51,10 @@ struct Shared {
     closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
     inbox: VecDeque<Received>,
+    /// The waker's count when reading last found nothing. A poll that returns Pending has
+    /// promised to fire the waker once it can go on, so until the count moves another read
+    /// would find nothing too, and is skipped (it would cost tungstenite a buffer fill).
+    read_parked_at: Option<u32>,
     /// How the connection ended, for the next receive once the inbox is empty.
     ended: Option<Ending>,
     /// The doorbell's deadline for the keepalive timer, while there is one.
@@ -82,9 +86,16 @@ impl Shared {
             self.ended = Some(ending);
             return;
         }
+        let wakes = self.readiness.wakes();
+        if self.read_parked_at == Some(wakes) {
+            return;
+        }
         while self.connection.state() == State::Open && self.inbox.len() < max_queue {
             match self.connection.poll_receive(&mut cx) {
-                Poll::Pending => break,
+                Poll::Pending => {
+                    self.read_parked_at = Some(wakes);
+                    break;
+                }
                 Poll::Ready(Ok(message)) => self.inbox.push_back(message),
                 Poll::Ready(Err(ending)) => self.ended = Some(ending),
             }
@@ -255,6 +266,7 @@ impl NonBlockingConnection {
             flush_waiting: false,
             closing_with: None,
             inbox: VecDeque::new(),
+            read_parked_at: None,
             ended: None,
             keepalive_alarm: None,
             opened,

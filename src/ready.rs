@@ -7,7 +7,7 @@
 //! to look at from the raised queue, so that waking the right coroutine costs the same with
 //! ten or ten thousand connections waiting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Wake, Waker};
 
@@ -60,12 +60,16 @@ struct Flag {
     raised: AtomicBool,
     /// Queued for Lua.
     queued: AtomicBool,
+    /// How often the waker fired (wrapping): a poll that found nothing need not be repeated
+    /// until this moves.
+    wakes: AtomicU32,
     id: u64,
     queue: RaisedQueue,
 }
 
 impl Flag {
     fn wake(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::AcqRel);
         if !self.woken.swap(true, Ordering::AcqRel) {
             locked(&self.queue.woken).push(Arc::clone(self));
         }
@@ -103,6 +107,7 @@ impl Readiness {
             woken: AtomicBool::new(false),
             raised: AtomicBool::new(true),
             queued: AtomicBool::new(false),
+            wakes: AtomicU32::new(0),
             id,
             queue,
         }))
@@ -115,6 +120,11 @@ impl Readiness {
 
     pub fn id(&self) -> u64 {
         self.flag.id
+    }
+
+    /// How often the waker fired so far (wrapping).
+    pub fn wakes(&self) -> u32 {
+        self.flag.wakes.load(Ordering::Acquire)
     }
 
     /// Whether something happened since Lua last looked.

@@ -162,9 +162,13 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
     let config = Some(config_for(size));
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, config, true).await?;
     let payload = Bytes::from("x".repeat(size));
+    let gap = echo_gap()?;
     let mut round_trips = Vec::with_capacity(count);
     let started = Instant::now();
     for _ in 0..count {
+        if let Some(gap) = gap {
+            tokio::time::sleep(gap).await;
+        }
         let sent = Instant::now();
         let message = if binary {
             Message::Binary(payload.clone())
@@ -194,6 +198,16 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
     );
     ws.close(None).await?;
     Ok(())
+}
+
+/// LOADGEN_GAP_US: a pause before each echo's message, so that the server is idle when it
+/// comes, as it is natively between the round trips of one connection. Under valgrind a
+/// server is so slow that without the pause the next message is always there already.
+fn echo_gap() -> Result<Option<Duration>, Failure> {
+    match std::env::var("LOADGEN_GAP_US") {
+        Ok(micros) => Ok(Some(Duration::from_micros(micros.parse()?))),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The next message that is not a ping or pong (tungstenite answers pings itself): servers
