@@ -3,16 +3,20 @@
 # counted by valgrind's callgrind, which does not move with the machine's load. Servers:
 # plain tokio-tungstenite (tools/testpeer, with the 4 KiB read buffer this project uses:
 # under valgrind, zero-filling tungstenite's default 128 KiB buffer before every read would
-# dominate the count) and this project's copas echo server on each Lua
-# of LUAS. For each, two runs of SMALL and LARGE messages of SIZE bytes (loadgen echo) on one
-# connection each; instructions per message = (I_large - I_small) / (LARGE - SMALL), which
-# takes out the connection's own cost. Kernel work is not counted (the same for every server).
+# dominate the count), a copas server echoing lines over plain TCP (bench/tcp-echo-copas.lua:
+# copas' own loop with no WebSocket work, the floor under any copas server) and this
+# project's copas echo server, each on every Lua of LUAS. For each, runs of SMALL and LARGE
+# messages of SIZE bytes on one connection; instructions per message = (I_large - I_small) /
+# (LARGE - SMALL), which takes out the connection's own cost. Kernel work is not counted.
+# Two columns: back to back (each message sent as soon as the last echo came: under
+# valgrind the server is so slow that the next message is then always there already when it
+# looks) and paced (GAP_US microseconds before each message, PACED_SMALL and PACED_LARGE
+# messages: the server is idle when a message comes and waits for it in copas' select, the
+# path every message of a native echo takes).
 # A second table does the same for whole client processes (tools/loadgen as plain Rust, and
 # bench/client.lua's sync and copas clients) against plain tokio-tungstenite's echo server.
-# Under valgrind a server is so slow that the next message always waits in the kernel when
-# it looks; natively an echo's next message never does, so the paths differ: a third table
-# counts the system calls per message of a native run with perf's tracepoints (when perf
-# works here), which is where the kernel's share differs.
+# A third counts the system calls per message of a native run with perf's tracepoints
+# (when perf works here).
 #   bash bench/instructions.sh      LUAS="lua5.1 lua5.4 luajit" SIZE=16 SMALL=1000 LARGE=6000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +26,9 @@ LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
 SIZE=${SIZE:-16}
 SMALL=${SMALL:-1000}
 LARGE=${LARGE:-6000}
+GAP_US=${GAP_US:-3000}
+PACED_SMALL=${PACED_SMALL:-200}
+PACED_LARGE=${PACED_LARGE:-1200}
 
 ensure_system_packages
 ensure_rust
@@ -41,7 +48,7 @@ wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 dump_instructions() {
   local before after
   before=$(ls build/run/callgrind.out.* 2>/dev/null | wc -l)
-  callgrind_control --dump "$pid" >/dev/null
+  callgrind_control --dump "$pid" >/dev/null 2>&1
   for _ in $(seq 100); do
     after=$(ls build/run/callgrind.out.* 2>/dev/null | wc -l)
     [ "$after" -gt "$before" ] && break
@@ -75,31 +82,44 @@ start_plain_peer() {
   plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' "$port_file")/echo"
 }
 
-# Echoes through $url: a warm-up, SMALL and LARGE messages; prints the table row for $1.
-measure_row() {
-  local label=$1 url=$2 small large
-  target/release/loadgen echo "$url" 50 "$SIZE" >/dev/null
-  dump_instructions >/dev/null
-  target/release/loadgen echo "$url" "$SMALL" "$SIZE" >/dev/null
+# Instructions per message of the echo `loadgen $kind $target COUNT SIZE` (kind: echo or
+# tcp-echo) from runs of $1 and $2 messages, each counted from a fresh dump.
+instructions_per_message() {
+  local small large
+  target/release/loadgen "$kind" "$target" "$1" "$SIZE" >/dev/null
   small=$(dump_instructions)
-  target/release/loadgen echo "$url" "$LARGE" "$SIZE" >/dev/null
+  target/release/loadgen "$kind" "$target" "$2" "$SIZE" >/dev/null
   large=$(dump_instructions)
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  awk -v l="$label" -v s="$small" -v g="$large" -v n=$((LARGE - SMALL)) \
-    'BEGIN { printf "| %s | %.0f |\n", l, (g - s) / n }'
+  per_unit "$small" "$large" $(($2 - $1))
 }
 
-echo "| server ($SIZE-byte echo) | instructions per message |"
-echo "|---|---|"
+# Prints the table row for label $1: echoes of kind $2 through $3, back to back and paced;
+# then stops the server.
+measure_row() {
+  local label=$1 kind=$2 target=$3 back_to_back paced
+  target/release/loadgen "$kind" "$target" 50 "$SIZE" >/dev/null
+  dump_instructions >/dev/null
+  back_to_back=$(instructions_per_message "$SMALL" "$LARGE")
+  paced=$(LOADGEN_GAP_US=$GAP_US instructions_per_message "$PACED_SMALL" "$PACED_LARGE")
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "| $label | $back_to_back | $paced |"
+}
+
+echo "| server ($SIZE-byte echo) | instructions per message, back to back | paced ($GAP_US µs apart) |"
+echo "|---|---|---|"
 start_plain_peer start_under_callgrind
-measure_row "tokio-tungstenite (plain Rust)" "$plain_url"
+measure_row "tokio-tungstenite (plain Rust)" echo "$plain_url"
 for lua in $LUAS; do
   use_rock "$lua"
   port=$(free_port)
+  start_under_callgrind "$lua" bench/tcp-echo-copas.lua "$port"
+  wait_port "$port"
+  measure_row "copas TCP line echo, no WebSocket ($lua)" tcp-echo "127.0.0.1:$port"
+  port=$(free_port)
   start_under_callgrind "$lua" examples/echo-server-copas.lua "$port"
   wait_port "$port"
-  measure_row "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/"
+  measure_row "lua-websockets-rs copas server ($lua)" echo "ws://127.0.0.1:$port/"
 done
 
 # Clients: instructions per message of a whole client process echoing against plain

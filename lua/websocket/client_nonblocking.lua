@@ -131,7 +131,8 @@ function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
     end
   end
   fields = fields or {}
-  fields[TIMEOUT] = timeout
+  -- false, not nil: a key the table has is found without the metatable's __index.
+  fields[TIMEOUT] = timeout or false
   return client_object.new(handle, metatable, fields)
 end
 

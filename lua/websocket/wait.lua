@@ -227,11 +227,16 @@ local function id_of(handle)
   return id
 end
 
-local function wait_in_copas(co, handle, deadline)
+-- `flag_down`: the caller saw the handle's flag down, and nothing ran since.
+local function wait_in_copas(co, handle, deadline, flag_down)
   local id = id_of(handle)
   add_waiter(id, co)
   signalled[co] = nil
-  while not (signalled[co] or handle:ready()) and not (deadline and now() >= deadline) do
+  while flag_down or not (signalled[co] or handle:ready()) do
+    flag_down = false
+    if deadline and now() >= deadline then
+      break
+    end
     if needs_watcher() then
       watch_doorbell(co)
     else
@@ -259,15 +264,18 @@ local function would_step()
 end
 
 --- Waits until `handle:ready()` or until `deadline` (seconds on native.now()'s clock; nil:
--- no limit). Returns false when the deadline passed first. `stepped`: the caller just
--- stepped the core (see would_step) and found nothing.
+-- no limit). Returns false when the deadline passed first. `stepped`: the caller's receive
+-- just stepped the core if it would (see would_step) and found nothing, which leaves the
+-- handle's flag down.
 local function wait(handle, deadline, stepped)
   local in_copas = in_coroutine()
+  local flag_down = stepped
   if not stepped and (not in_copas or needs_watcher()) then
     step_and_wake()
     if handle:ready() then
       return true
     end
+    flag_down = true
   end
   if deadline then
     if now() >= deadline then
@@ -276,7 +284,7 @@ local function wait(handle, deadline, stepped)
     handle:wake_at(deadline)
   end
   if in_copas then
-    wait_in_copas(copas_coroutine(), handle, deadline)
+    wait_in_copas(copas_coroutine(), handle, deadline, flag_down)
   else
     while not handle:ready() and not (deadline and now() >= deadline) do
       native.park(deadline and deadline - now())
@@ -287,7 +295,7 @@ local function wait(handle, deadline, stepped)
   if deadline then
     handle:wake_at(nil)
   end
-  return handle:ready() or not deadline or now() < deadline
+  return not deadline or handle:ready() or now() < deadline
 end
 
 return {

@@ -10,6 +10,12 @@
 //! (text, or binary), one at a time, each after the previous one's echo; prints messages
 //! and megabytes per second and the median and 99th percentile round trip in microseconds.
 //!
+//! `loadgen tcp-echo HOST:PORT COUNT SIZE`: the same over plain TCP, no WebSocket: lines of
+//! SIZE bytes (the last one a newline), for a baseline of what a server's event loop costs
+//! when it has no WebSocket work to do.
+//!
+//! Both echoes pause LOADGEN_GAP_US microseconds before each message when that is set.
+//!
 //! `loadgen many URL CONNECTIONS COUNT SIZE`: CONNECTIONS connections each echo COUNT text
 //! messages of SIZE bytes one at a time, all at once; prints the total messages per second.
 //!
@@ -48,6 +54,12 @@ async fn main() -> Result<(), Failure> {
             let binary = args.get(5).is_some_and(|kind| kind == "binary");
             echo(url, count, size, binary).await
         }
+        Some("tcp-echo") => {
+            let address = args.get(2).ok_or("HOST:PORT missing")?;
+            let count: usize = args.get(3).ok_or("COUNT missing")?.parse()?;
+            let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
+            tcp_echo(address, count, size).await
+        }
         Some("many") => {
             let url = args.get(2).ok_or("URL missing")?;
             let connections: usize = args.get(3).ok_or("CONNECTIONS missing")?.parse()?;
@@ -67,7 +79,7 @@ async fn main() -> Result<(), Failure> {
             fanout(trigger, rounds, size, &targets).await
         }
         _ => Err(
-            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N…"
+            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N…"
                 .into(),
         ),
     }
@@ -183,21 +195,64 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
         }
         round_trips.push(sent.elapsed());
     }
+    print_echo_summary(started, round_trips, size);
+    ws.close(None).await?;
+    Ok(())
+}
+
+/// An echo over plain TCP: lines of `size` bytes, one at a time.
+async fn tcp_echo(address: &str, count: usize, size: usize) -> Result<(), Failure> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    if size == 0 {
+        return Err("SIZE must be at least 1 (the newline)".into());
+    }
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut line = "x".repeat(size - 1);
+    line.push('\n');
+    let mut echoed = String::with_capacity(size);
+    let gap = echo_gap()?;
+    let mut round_trips = Vec::with_capacity(count);
+    let started = Instant::now();
+    for _ in 0..count {
+        if let Some(gap) = gap {
+            tokio::time::sleep(gap).await;
+        }
+        let sent = Instant::now();
+        writer.write_all(line.as_bytes()).await?;
+        echoed.clear();
+        reader.read_line(&mut echoed).await?;
+        if echoed != line {
+            return Err(format!("unexpected answer: {echoed:?}").into());
+        }
+        round_trips.push(sent.elapsed());
+    }
+    print_echo_summary(started, round_trips, size);
+    Ok(())
+}
+
+/// Messages and megabytes per second since `started`, and the round trips' median, 99th
+/// percentile and longest.
+fn print_echo_summary(started: Instant, mut round_trips: Vec<Duration>, size: usize) {
+    let count = round_trips.len();
     let elapsed = started.elapsed().as_secs_f64();
     round_trips.sort();
-    let percentile =
-        |p: usize| round_trips[(round_trips.len() * p / 100).min(round_trips.len() - 1)];
+    let percentile = |p: usize| {
+        round_trips
+            .get((count * p / 100).min(count.saturating_sub(1)))
+            .map_or(0, |round_trip| round_trip.as_micros())
+    };
     println!(
         "messages/s {:.0} MB/s {:.1} median_us {} p99_us {} max_us {}",
         count as f64 / elapsed,
         // Both directions carry the payload.
         (2 * count * size) as f64 / elapsed / 1e6,
-        percentile(50).as_micros(),
-        percentile(99).as_micros(),
+        percentile(50),
+        percentile(99),
         round_trips.last().map_or(0, |longest| longest.as_micros())
     );
-    ws.close(None).await?;
-    Ok(())
 }
 
 /// LOADGEN_GAP_US: a pause before each echo's message, so that the server is idle when it
