@@ -11,14 +11,28 @@ local pcall = (_VERSION == 'Lua 5.1' and not rawget(_G, 'jit')) and require'coxp
 
 local copas_loop = {}
 
+local function in_coroutine()
+  local running, is_main = coroutine.running()
+  return running ~= nil and not is_main
+end
+
 --- Steps copas until `is_done()` is true; false when `seconds` (default 10) passed first.
+-- Inside a copas coroutine it sleeps between looks instead: a copas step from inside a
+-- coroutine cannot resume the coroutines copas queued behind this one in the step that
+-- resumed it (copas 4 resumes a step's ready coroutines one after another), and one of
+-- them may be the one that drives the connections.
 function copas_loop.step_until(is_done, seconds)
   local deadline = socket.gettime() + (seconds or 10)
+  local nested = in_coroutine()
   while not is_done() do
     if socket.gettime() > deadline then
       return false
     end
-    copas.step(0.05)
+    if nested then
+      copas.sleep(0.01)
+    else
+      copas.step(0.05)
+    end
   end
   return true
 end
