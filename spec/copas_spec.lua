@@ -223,6 +223,37 @@ describe('copas server and copas client in one loop', function()
   end)
 end)
 
+describe('copas client timeouts inside copas', function()
+  -- Each wait with a deadline leaves its alarm set for the next wait: after a run of quick
+  -- echoes the alarm rings early for a later receive, which must still wait its whole
+  -- timeout, time out, and leave the connection usable.
+  it('times out a receive after many quick echoes, then echoes again', function()
+    local echoed, timed_out, waited, after
+    run(function()
+      local client = websocket.client.copas({ timeout = 0.3 })
+      assert.is_true((client:connect(peers.rust('/echo'))))
+      echoed = 0
+      for index = 1, 50 do
+        assert.is_true(client:send('quick ' .. index))
+        if client:receive() == 'quick ' .. index then
+          echoed = echoed + 1
+        end
+      end
+      local started = socket.gettime()
+      timed_out = { client:receive() }
+      waited = socket.gettime() - started
+      assert.is_true(client:send('after the timeout'))
+      after = client:receive()
+      client:close()
+    end)
+    assert.are.equal(50, echoed)
+    assert.are.same({ nil, nil, false, 1006, 'timeout' }, timed_out)
+    -- Not before its deadline (an alarm left from an earlier receive rang first).
+    assert.is_true(waited >= 0.29, 'timed out after ' .. waited .. ' s')
+    assert.are.equal('after the timeout', after)
+  end)
+end)
+
 describe('copas server handshakes', function()
   it('refuses a client whose protocols none match without a default, and says bad protocol', function()
     local server, url, errors = start_server({ protocols = { echo = echo_handler } })

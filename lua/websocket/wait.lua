@@ -227,26 +227,45 @@ local function id_of(handle)
   return id
 end
 
--- `flag_down`: the caller saw the handle's flag down, and nothing ran since.
+-- `flag_down`: the caller saw the handle's flag down, and nothing ran since; the caller
+-- also saw `deadline` ahead. Returns true when woken, false when the deadline passed.
 local function wait_in_copas(co, handle, deadline, flag_down)
   local id = id_of(handle)
   add_waiter(id, co)
   signalled[co] = nil
+  local woken = true
   while flag_down or not (signalled[co] or handle:ready()) do
     flag_down = false
-    if deadline and now() >= deadline then
-      break
-    end
     if needs_watcher() then
       watch_doorbell(co)
     else
       pause(co)
+    end
+    if deadline and now() >= deadline then
+      woken = signalled[co] or false
+      break
     end
   end
   remove_waiter(id, co)
   signalled[co] = nil
   if needs_watcher() and needs_watch() then
     call_standby()
+  end
+  return woken
+end
+
+-- The deadline each handle's alarm is set for (handle:wake_at), kept from one wait to the
+-- next: a wait sets it again only when it would ring after this wait's deadline or has
+-- rung. One that rings before the deadline wakes the waiter, who finds its deadline ahead
+-- and waits again, setting it then: a busy connection with a timeout sets its alarm about
+-- once per timeout, not twice per message.
+local alarms = setmetatable({}, { __mode = 'k' })
+
+local function set_alarm(handle, deadline, current_time)
+  local alarm = alarms[handle]
+  if alarm == nil or alarm > deadline or alarm <= current_time then
+    handle:wake_at(deadline)
+    alarms[handle] = deadline
   end
 end
 
@@ -278,22 +297,19 @@ local function wait(handle, deadline, stepped)
     flag_down = true
   end
   if deadline then
-    if now() >= deadline then
+    local current_time = now()
+    if current_time >= deadline then
       return handle:ready()
     end
-    handle:wake_at(deadline)
+    set_alarm(handle, deadline, current_time)
   end
   if in_copas then
-    wait_in_copas(copas_coroutine(), handle, deadline, flag_down)
-  else
-    while not handle:ready() and not (deadline and now() >= deadline) do
-      native.park(deadline and deadline - now())
-      -- Coroutines paused in copas learn what happened here when copas runs again.
-      wake_raised(take_raised(raised_ids))
-    end
+    return wait_in_copas(copas_coroutine(), handle, deadline, flag_down) or handle:ready()
   end
-  if deadline then
-    handle:wake_at(nil)
+  while not handle:ready() and not (deadline and now() >= deadline) do
+    native.park(deadline and deadline - now())
+    -- Coroutines paused in copas learn what happened here when copas runs again.
+    wake_raised(take_raised(raised_ids))
   end
   return not deadline or handle:ready() or now() < deadline
 end
