@@ -17,13 +17,12 @@ local function in_coroutine()
 end
 
 --- Steps copas until `is_done()` is true; false when `seconds` (default 10) passed first.
--- Inside a copas coroutine it sleeps between looks instead: a copas step from inside a
--- coroutine cannot resume the coroutines copas queued behind this one in the step that
--- resumed it (copas 4 resumes a step's ready coroutines one after another), and one of
--- them may be the one that drives the connections.
+-- Inside a copas coroutine it sleeps between looks where copas can (copas 1.x cannot): a
+-- copas step from inside a coroutine cannot resume the coroutines copas 4 queued behind
+-- this one in the step that resumed it, and one of them may drive the connections.
 function copas_loop.step_until(is_done, seconds)
   local deadline = socket.gettime() + (seconds or 10)
-  local nested = in_coroutine()
+  local nested = copas.sleep ~= nil and in_coroutine()
   while not is_done() do
     if socket.gettime() > deadline then
       return false
