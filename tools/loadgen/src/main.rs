@@ -174,14 +174,7 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
     let config = Some(config_for(size));
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, config, true).await?;
     let payload = Bytes::from("x".repeat(size));
-    let gap = echo_gap()?;
-    let mut round_trips = Vec::with_capacity(count);
-    let started = Instant::now();
-    for _ in 0..count {
-        if let Some(gap) = gap {
-            tokio::time::sleep(gap).await;
-        }
-        let sent = Instant::now();
+    timed_round_trips(count, size, async || {
         let message = if binary {
             Message::Binary(payload.clone())
         } else {
@@ -189,13 +182,12 @@ async fn echo(url: &str, count: usize, size: usize, binary: bool) -> Result<(), 
         };
         ws.send(message).await?;
         match next_data(&mut ws).await {
-            Some(Ok(Message::Text(echoed))) if echoed.len() == size => {}
-            Some(Ok(Message::Binary(echoed))) if echoed.len() == size => {}
-            other => return Err(format!("unexpected answer: {other:?}").into()),
+            Some(Ok(Message::Text(echoed))) if echoed.len() == size => Ok(()),
+            Some(Ok(Message::Binary(echoed))) if echoed.len() == size => Ok(()),
+            other => Err(format!("unexpected answer: {other:?}").into()),
         }
-        round_trips.push(sent.elapsed());
-    }
-    print_echo_summary(started, round_trips, size);
+    })
+    .await?;
     ws.close(None).await?;
     Ok(())
 }
@@ -213,6 +205,25 @@ async fn tcp_echo(address: &str, count: usize, size: usize) -> Result<(), Failur
     let mut line = "x".repeat(size - 1);
     line.push('\n');
     let mut echoed = String::with_capacity(size);
+    timed_round_trips(count, size, async || {
+        writer.write_all(line.as_bytes()).await?;
+        echoed.clear();
+        reader.read_line(&mut echoed).await?;
+        if echoed != line {
+            return Err(format!("unexpected answer: {echoed:?}").into());
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Runs `round_trip` `count` times, each after the pause of LOADGEN_GAP_US if set, and
+/// prints the summary of the round trips (messages of `size` bytes).
+async fn timed_round_trips(
+    count: usize,
+    size: usize,
+    mut round_trip: impl AsyncFnMut() -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let gap = echo_gap()?;
     let mut round_trips = Vec::with_capacity(count);
     let started = Instant::now();
@@ -221,12 +232,7 @@ async fn tcp_echo(address: &str, count: usize, size: usize) -> Result<(), Failur
             tokio::time::sleep(gap).await;
         }
         let sent = Instant::now();
-        writer.write_all(line.as_bytes()).await?;
-        echoed.clear();
-        reader.read_line(&mut echoed).await?;
-        if echoed != line {
-            return Err(format!("unexpected answer: {echoed:?}").into());
-        }
+        round_trip().await?;
         round_trips.push(sent.elapsed());
     }
     print_echo_summary(started, round_trips, size);
