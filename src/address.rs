@@ -97,6 +97,8 @@ mod tests {
             port in 1u16..,
             path in "(/[a-zA-Z0-9._~-]{0,12}){0,4}",
         ) {
+            // A label starting "xn--" is punycode, and most such strings are not valid.
+            proptest::prop_assume!(!host.starts_with("xn--"));
             let address = parse(&format!("ws://{host}:{port}{path}")).unwrap();
             proptest::prop_assert_eq!(&address.host, &host);
             proptest::prop_assert_eq!(address.port, port);
