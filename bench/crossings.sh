@@ -12,11 +12,7 @@ LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
 SMALL=${SMALL:-100000}
 LARGE=${LARGE:-600000}
 
-ensure_system_packages
-ensure_rust
-ensure_valgrind
-mkdir -p build/run
-for lua in $LUAS; do install_rock "$lua"; done
+prepare_callgrind_bench
 
 echo "| call from Lua | ${LUAS// / | } |"
 echo "|---|$(for _ in $LUAS; do printf -- '---|'; done)"

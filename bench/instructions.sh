@@ -30,11 +30,7 @@ GAP_US=${GAP_US:-3000}
 PACED_SMALL=${PACED_SMALL:-200}
 PACED_LARGE=${PACED_LARGE:-1200}
 
-ensure_system_packages
-ensure_rust
-ensure_valgrind
-mkdir -p build/run
-for lua in $LUAS; do install_rock "$lua"; done
+prepare_callgrind_bench
 cargo build --locked --release -q -p loadgen -p testpeer
 pid=
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -8,6 +8,16 @@ ensure_valgrind() {
   }
 }
 
+# Everything a callgrind benchmark needs: the system packages, Rust, valgrind, and the rock
+# built and installed for each Lua of $LUAS.
+prepare_callgrind_bench() {
+  ensure_system_packages
+  ensure_rust
+  ensure_valgrind
+  mkdir -p build/run
+  for lua in $LUAS; do install_rock "$lua"; done
+}
+
 # Runs the command in $@ to its end under callgrind; prints the instructions it executed.
 callgrind_total() {
   valgrind --tool=callgrind --callgrind-out-file=build/run/callgrind-whole.out "$@" \
