@@ -511,6 +511,7 @@ describe('server:broadcast', function()
     local total = count * (size + 4)
     local payload = ('b'):rep(size)
     local got, raw_bytes, order_ok, stalled = 0, 0, true, false
+    local raw_chunks = {}
     run(function()
       local reader = copas_client(url, nil, { timeout = 1 })
       -- A member that reads nothing at first: its socket fills, and the broadcasts to it wait
@@ -528,6 +529,7 @@ describe('server:broadcast', function()
           local chunk, err, partial = raw:receive(math.min(65536, total - raw_bytes))
           chunk = chunk or partial
           raw_bytes = raw_bytes + #chunk
+          raw_chunks[#raw_chunks + 1] = chunk
           if err == 'closed' then break end
         end
       end
@@ -553,6 +555,15 @@ describe('server:broadcast', function()
     assert.are.equal(count, got)
     assert.is_true(order_ok)
     assert.are.equal(total, raw_bytes)
+    -- The raw member's bytes are whole frames in order: the socket took many of them in
+    -- parts, and no other frame may come between the parts.
+    local stream = table.concat(raw_chunks)
+    local header = string.char(0x81, 126, math.floor(size / 256), size % 256)
+    for index = 1, count do
+      local at = (index - 1) * (size + 4) + 1
+      assert.are.equal(header, stream:sub(at, at + 3), 'frame header ' .. index)
+      assert.are.equal(('%06d'):format(index), stream:sub(at + 4, at + 9), 'frame ' .. index)
+    end
   end)
 
   it('goes on past a member whose socket just failed, and the server keeps serving', function()

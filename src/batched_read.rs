@@ -57,6 +57,10 @@ impl<S> BatchedRead<S> {
             leftover: None,
         }
     }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for BatchedRead<S> {

@@ -13,7 +13,8 @@ use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -24,11 +25,25 @@ use crate::keepalive::{Due, Keepalive, KeepaliveSettings};
 use crate::resolve::resolve;
 use crate::socket_error::{describe_io, TIMEOUT};
 use crate::tls::{client_config, TlsOptions};
-use crate::transport::{Inner, Transport};
+use crate::transport::{FrameWrite, Inner, Transport};
 use crate::ws_error;
 
 /// A WebSocket over TCP, with or without TLS, client or server.
 pub type Stream = WebSocketStream<Transport>;
+
+/// The bytes a server sends for a TEXT or BINARY `message` (unmasked, so the same for every
+/// connection: a broadcast encodes them once). None for the other kinds.
+pub fn encode_server_frame(message: &Message) -> Option<Vec<u8>> {
+    let (payload, data) = match message {
+        Message::Text(text) => (Bytes::from(text.clone()), Data::Text),
+        Message::Binary(bytes) => (bytes.clone(), Data::Binary),
+        _ => return None,
+    };
+    let frame = Frame::message(payload, OpCode::Data(data), true);
+    let mut bytes = Vec::with_capacity(frame.len());
+    frame.format(&mut bytes).ok()?;
+    Some(bytes)
+}
 
 /// What a failed keepalive reports (RFC 6455 has no code for it: 1006, as for a lost peer).
 pub const KEEPALIVE_TIMEOUT: &str = "keepalive ping timeout";
@@ -306,6 +321,15 @@ impl Connection {
         match ready!(stream.poll_flush_unpin(cx)) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(err) => Poll::Ready(Err(self.fail(cx, err))),
+        }
+    }
+
+    /// Writes `frame` (from `encode_server_frame`) straight to the socket when it takes it
+    /// now and nothing else waits to be written (see `Transport::try_write_frame`); OPEN only.
+    pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
+        match self.open_stream() {
+            Ok(stream) => stream.get_mut().try_write_frame(frame),
+            Err(_) => FrameWrite::Refused,
         }
     }
 

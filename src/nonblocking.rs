@@ -22,6 +22,7 @@ use crate::options::{
 use crate::ready::Readiness;
 use crate::request::RequestInfo;
 use crate::results;
+use crate::transport::FrameWrite;
 
 /// The value a call returns first when it would have to wait.
 pub fn pending() -> LightUserData {
@@ -198,8 +199,10 @@ pub enum Offered {
 }
 
 impl Member {
-    /// Writes `message` to the socket without waiting, when nothing else waits to be written.
-    pub fn offer(&self, core: &Core, message: &Message) -> Offered {
+    /// Writes `message` to the socket without waiting, when nothing else waits to be written:
+    /// `frame` (the message encoded, the same bytes for every member) straight to the
+    /// socket when it can, else through tungstenite.
+    pub fn offer(&self, core: &Core, message: &Message, frame: Option<&[u8]>) -> Offered {
         let Some(shared) = self.0.upgrade() else {
             return Offered::Gone;
         };
@@ -213,8 +216,16 @@ impl Member {
         if shared.unsent.is_some() || shared.send_waiting || shared.flush_waiting {
             return Offered::Busy;
         }
+        let written = frame.map_or(FrameWrite::Refused, |frame| {
+            shared.connection.try_write_frame(frame)
+        });
+        let mut unsent = match written {
+            FrameWrite::Written => return Offered::Sent,
+            // Only the rest of the frame is left to write: a flush does it.
+            FrameWrite::Partly => None,
+            FrameWrite::Refused => Some(message.clone()),
+        };
         let mut cx = shared.readiness.waker_context();
-        let mut unsent = Some(message.clone());
         let sent = shared.connection.poll_send(&mut cx, &mut unsent);
         match sent {
             Poll::Ready(Ok(())) => Offered::Sent,

@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::batched_read::BatchedRead;
 use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
-use crate::connection::{Connection, Stream};
+use crate::connection::{encode_server_frame, Connection, Stream};
 use crate::core::{Core, DeadlineId, WaitAlarm};
 use crate::http_head::{self, HeadError, RequestHead};
 use crate::nonblocking::{EndNotice, Member, NonBlockingConnection, Offered};
@@ -155,9 +155,10 @@ impl Shared {
                 .flat_map(|members| members.iter().map(|(id, member)| (*id, member.clone())))
                 .collect()
         };
+        let frame = encode_server_frame(message);
         let mut busy = Vec::new();
         for (id, member) in members {
-            if member.offer(core, message) == Offered::Busy {
+            if member.offer(core, message, frame.as_deref()) == Offered::Busy {
                 busy.push(id);
             }
         }

@@ -8,6 +8,10 @@
 //!   none (lua-websockets and Python `websockets` do; RFC 6455 only fails a response naming a
 //!   protocol that was not offered). tungstenite refuses it, so the head it reads is given the
 //!   first offered protocol, and the connection reports none.
+//!
+//! A broadcast encodes its frame once and offers the same bytes to every connection
+//! (`try_write_frame`), around tungstenite: only when tungstenite holds nothing unwritten, and
+//! whatever part of the frame the socket did not take goes out before tungstenite's next bytes.
 
 use std::io;
 use std::pin::Pin;
@@ -31,6 +35,23 @@ pub struct Transport {
     inner: Inner,
     replay: Option<Replay>,
     lenient_subprotocol: Option<LenientSubprotocol>,
+    /// The part of a frame from `try_write_frame` that the socket has not taken yet.
+    frame_rest: Vec<u8>,
+    /// tungstenite's last write was refused or taken only in part: it holds bytes that must
+    /// go out before any frame written around it. (tungstenite always offers its whole
+    /// buffer, and with no write buffer (options.rs) writes as soon as it has a frame, so a
+    /// write taken whole leaves it empty.)
+    writer_holds_bytes: bool,
+}
+
+/// What became of a frame offered with `Transport::try_write_frame`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameWrite {
+    Written,
+    /// The socket took a part; the rest goes out with the next flush or write.
+    Partly,
+    /// Nothing was written: the socket is full, something else waits, or this is TLS.
+    Refused,
 }
 
 /// Bytes to hand out before reading the socket again.
@@ -54,7 +75,43 @@ impl Transport {
             inner,
             replay: None,
             lenient_subprotocol: None,
+            frame_rest: Vec::new(),
+            writer_holds_bytes: false,
         }
+    }
+
+    /// Writes `frame`, a whole encoded frame, straight to a plain TCP socket if nothing else
+    /// waits to be written. (A TLS connection encrypts per connection anyway: its frames go
+    /// through tungstenite.)
+    pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
+        let Inner::Plain(tcp) = &self.inner else {
+            return FrameWrite::Refused;
+        };
+        if self.writer_holds_bytes || !self.frame_rest.is_empty() {
+            return FrameWrite::Refused;
+        }
+        match tcp.get_ref().try_write(frame) {
+            Ok(written) if written == frame.len() => FrameWrite::Written,
+            Ok(0) => FrameWrite::Refused,
+            Ok(written) => {
+                self.frame_rest = frame[written..].to_vec();
+                FrameWrite::Partly
+            }
+            // Full (or failed: tungstenite's next write meets the same error and reports it).
+            Err(_) => FrameWrite::Refused,
+        }
+    }
+
+    /// Writes what is left of a frame from `try_write_frame`.
+    fn poll_write_frame_rest(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.frame_rest.is_empty() {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.frame_rest))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.frame_rest.drain(..written);
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// The stream, with `bytes` (read from it before) to be read again first.
@@ -156,14 +213,23 @@ impl AsyncWrite for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let result = match this.poll_write_frame_rest(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_write(cx, buf),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        };
+        this.writer_holds_bytes = !matches!(result, Poll::Ready(Ok(n)) if n == buf.len());
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_frame_rest(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_frame_rest(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
