@@ -19,7 +19,9 @@ async def handler(ws):
 
 
 async def main(port):
-    async with serve(handler, "127.0.0.1", port, max_size=None):
+    # No keepalive pings: the benchmark's listeners are raw sockets that never answer them
+    # (Node's ws and this project's server do not ping unless asked to either).
+    async with serve(handler, "127.0.0.1", port, max_size=None, ping_interval=None):
         print("listening", flush=True)
         await asyncio.get_running_loop().create_future()
 

@@ -4,10 +4,11 @@
 # websockets.broadcast; then the same over two processes of a cluster (Redis pub/sub), half
 # of the connections on each. The servers run on core 0, the load generator on core 1; the
 # listening connections are raw sockets that count bytes (tools/loadgen fanout). Each row is
-# ROUNDS runs of BROADCASTS broadcasts: median and spread of deliveries per second, and the
-# median time until the last connection had a broadcast, and the server's CPU time per
-# delivery (all its threads, user and kernel; for a cluster, both processes), which does not
-# depend on how fast the load generator reads.
+# ROUNDS runs; a run is BROADCASTS broadcasts one at a time (the time until the last
+# connection has one: median over the run) and then BROADCASTS broadcasts triggered back to
+# back (deliveries per second, and the server's CPU time per delivery meanwhile: all its
+# threads, user and kernel; for a cluster, both processes). The row gives the medians over
+# the runs and the spread of the deliveries per second.
 #   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,34 +39,24 @@ start() {
   exit 1
 }
 
-# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
-servers_cpu_ns() {
-  local pid
-  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
-    awk '{ total += $1 } END { printf "%.0f", total }'
-}
-
 # One row: ROUNDS runs of loadgen fanout with the given targets, against the server
-# processes in SERVERS.
+# processes in SERVERS (pids).
 row() {
   local label=$1 trigger=$2
   shift 2
-  local rates=() lasts=() cpus=() output before connections
+  local rates=() lasts=() cpus=() output
   for _ in $(seq "$ROUNDS"); do
-    before=$(servers_cpu_ns)
-    output=$(taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
-    # Per delivery, opening the connections included (the same work for every server).
-    connections=$(awk '{ print $8 }' <<<"$output")
-    cpus+=("$((($(servers_cpu_ns) - before) / (connections * BROADCASTS)))")
+    output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
     rates+=("$(awk '{ print $2 }' <<<"$output")")
     lasts+=("$(awk '{ print $4 }' <<<"$output")")
+    cpus+=("$(awk '{ print $14 }' <<<"$output")")
   done
   python3 - "$label" "${rates[*]}" "${lasts[*]}" "${cpus[*]}" <<'PY'
 import statistics, sys
 label = sys.argv[1]
 rates, lasts, cpus = ([float(v) for v in arg.split()] for arg in sys.argv[2:5])
 print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
-      f"| {statistics.median(lasts):.2f} | {statistics.median(cpus) / 1000:.2f} |")
+      f"| {statistics.median(lasts):.2f} | {statistics.median(cpus):.2f} |")
 PY
 }
 

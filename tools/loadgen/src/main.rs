@@ -17,14 +17,19 @@
 //! Both echoes pause LOADGEN_GAP_US microseconds before each message when that is set.
 //!
 //! `loadgen many URL CONNECTIONS COUNT SIZE`: CONNECTIONS connections each echo COUNT text
-//! messages of SIZE bytes one at a time, all at once; prints the total messages per second.
+//! messages of SIZE bytes (at most 65,535) one at a time, all at once; prints the total
+//! messages per second. After the handshake they are raw sockets that write a frame encoded
+//! once and read the echo's bytes, so that the generator costs the machine's cores little
+//! next to the server it measures.
 //!
 //! `loadgen fanout TRIGGER_URL ROUNDS SIZE URL:N [URL:N …]`: opens N listening connections to
-//! each URL, then ROUNDS times sends one text message of SIZE bytes on a trigger connection
-//! (to TRIGGER_URL), which the server broadcasts, and waits until every listening connection
-//! has it. Listening connections are raw sockets after the handshake that only count bytes
-//! (a WebSocket reader per connection would be the bottleneck). Prints deliveries per second
-//! over all rounds and the median and 99th percentile of the time until the last delivery.
+//! each URL and a trigger connection to TRIGGER_URL; every text message of SIZE bytes sent on
+//! the trigger is one broadcast by the server. Listening connections are raw sockets after
+//! the handshake that only count bytes (a WebSocket reader per connection would be the
+//! bottleneck). First ROUNDS broadcasts one at a time, each once the previous one reached
+//! every listener: the median and 99th percentile of the time until the last delivery. Then
+//! ROUNDS broadcasts triggered back to back: deliveries per second, and with
+//! LOADGEN_SERVER_PIDS (the server's pids) the servers' CPU time per delivery meanwhile.
 
 use std::time::Duration;
 
@@ -285,22 +290,32 @@ async fn next_data(
 }
 
 async fn many(url: &str, connections: usize, count: usize, size: usize) -> Result<(), Failure> {
-    let open = open_connections(url, connections, size).await?;
-    let payload = Utf8Bytes::from("x".repeat(size));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if size > 65_535 {
+        return Err("many sends messages of at most 65,535 bytes".into());
+    }
+    let mut sockets = Vec::with_capacity(connections);
+    for ws in open_connections(url, connections, size).await? {
+        match ws.into_inner() {
+            tokio_tungstenite::MaybeTlsStream::Plain(tcp) => sockets.push(tcp),
+            _ => return Err("many needs a ws:// URL".into()),
+        }
+    }
+    let payload = "x".repeat(size).into_bytes();
+    let request = masked_text_frame(&payload);
     let started = Instant::now();
-    let echoing = open.into_iter().map(|mut ws| {
-        let payload = payload.clone();
+    let echoing = sockets.into_iter().map(|mut tcp| {
+        let request = &request;
+        let payload = &payload;
         async move {
+            let mut echo = vec![0u8; frame_len(payload.len())];
             for _ in 0..count {
-                ws.send(Message::Text(payload.clone())).await?;
-                match next_data(&mut ws).await {
-                    Some(Ok(Message::Text(_))) => {}
-                    other => {
-                        return Err::<_, Failure>(format!("unexpected answer: {other:?}").into())
-                    }
+                tcp.write_all(request).await?;
+                tcp.read_exact(&mut echo).await?;
+                if echo[0] != 0x81 || !echo.ends_with(payload) {
+                    return Err::<_, Failure>("the echo is not the text frame sent".into());
                 }
             }
-            let _ = ws.close(None).await;
             Ok(())
         }
     });
@@ -310,6 +325,24 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
     let elapsed = started.elapsed().as_secs_f64();
     println!("messages/s {:.0}", (connections * count) as f64 / elapsed);
     Ok(())
+}
+
+/// A client's text frame carrying `payload` (at most 65,535 bytes), masked with a fixed key:
+/// encoded once and written as it is for every message, so that the load generator's own
+/// cost per message is little more than its two system calls.
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&KEY);
+    frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ KEY[i % 4]));
+    frame
 }
 
 /// The bytes a server sends for one unmasked text frame of `size` bytes.
@@ -327,7 +360,6 @@ async fn fanout(
     size: usize,
     targets: &[(String, usize)],
 ) -> Result<(), Failure> {
-    use tokio::io::AsyncReadExt;
     let mut listeners = Vec::new();
     for (url, count) in targets {
         for ws in open_connections(url, *count, size).await? {
@@ -342,30 +374,27 @@ async fn fanout(
             .await?;
     // Every server has the connections registered once this round trip is done.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let expected = frame_len(size);
     let payload = Utf8Bytes::try_from(Bytes::from("b".repeat(size)))?;
-    let mut until_last = Vec::with_capacity(rounds);
     let started = Instant::now();
-    for _ in 0..rounds {
-        let sent = Instant::now();
-        trigger.send(Message::Text(payload.clone())).await?;
-        let readers = listeners.iter_mut().map(|tcp| async move {
-            let mut buffer = vec![0u8; expected];
-            tcp.read_exact(&mut buffer).await.map(|_| ())
-        });
-        for outcome in futures_util::future::join_all(readers).await {
-            outcome?;
-        }
-        until_last.push(sent.elapsed());
-        // The trigger connection gets the broadcast too, when it is in the group.
-        let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
-    }
-    let measured: Duration = until_last.iter().sum();
+    let mut until_last =
+        one_broadcast_at_a_time(&mut trigger, &listeners, &payload, rounds).await?;
+    let servers = ServerCpu::from_env()?;
+    let burst_started = Instant::now();
+    all_broadcasts_at_once(&mut trigger, &listeners, &payload, rounds).await?;
+    let burst = burst_started.elapsed();
+    let deliveries = listeners.len() * rounds;
+    let server_cpu = match servers {
+        Some(servers) => format!(
+            " server_cpu_us_per_delivery {:.2}",
+            servers.used()?.as_secs_f64() * 1e6 / deliveries as f64
+        ),
+        None => String::new(),
+    };
     until_last.sort();
     let percentile = |p: usize| until_last[(until_last.len() * p / 100).min(until_last.len() - 1)];
     println!(
-        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2}",
-        (listeners.len() * rounds) as f64 / measured.as_secs_f64(),
+        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2}{server_cpu}",
+        deliveries as f64 / burst.as_secs_f64(),
         percentile(50).as_secs_f64() * 1e3,
         percentile(99).as_secs_f64() * 1e3,
         listeners.len(),
@@ -373,4 +402,130 @@ async fn fanout(
         started.elapsed().as_secs_f64(),
     );
     Ok(())
+}
+
+/// `rounds` broadcasts, each sent once the previous one reached every listener: how long
+/// until the last listener has a broadcast, one per round.
+async fn one_broadcast_at_a_time(
+    trigger: &mut Connection,
+    listeners: &[tokio::net::TcpStream],
+    payload: &Utf8Bytes,
+    rounds: usize,
+) -> Result<Vec<Duration>, Failure> {
+    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    let mut until_last = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let sent = Instant::now();
+        trigger.send(Message::Text(payload.clone())).await?;
+        let expected = frame_len(payload.len());
+        let readers = listeners
+            .iter()
+            .map(|tcp| read_bytes(tcp, expected, &scratch));
+        for outcome in futures_util::future::join_all(readers).await {
+            outcome?;
+        }
+        until_last.push(sent.elapsed());
+        // The trigger connection gets the broadcast too, when it is in the group.
+        let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
+    }
+    Ok(until_last)
+}
+
+/// `rounds` broadcasts triggered back to back, then read until every listener has them all:
+/// the server's throughput. Each listener reads whatever has arrived in one call, so the
+/// reading side gets cheaper per message the further behind it falls and cannot be the
+/// bottleneck for long.
+async fn all_broadcasts_at_once(
+    trigger: &mut Connection,
+    listeners: &[tokio::net::TcpStream],
+    payload: &Utf8Bytes,
+    rounds: usize,
+) -> Result<(), Failure> {
+    for _ in 0..rounds {
+        trigger.feed(Message::Text(payload.clone())).await?;
+    }
+    trigger.flush().await?;
+    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    let expected = frame_len(payload.len()) * rounds;
+    let readers = listeners
+        .iter()
+        .map(|tcp| read_bytes(tcp, expected, &scratch));
+    for outcome in futures_util::future::join_all(readers).await {
+        outcome?;
+    }
+    // Drain the trigger's own copies (when it is in the group) for a tidy close.
+    for _ in 0..rounds {
+        if tokio::time::timeout(Duration::from_millis(200), trigger.next())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads and drops `count` bytes from `tcp`, each read into `scratch` (shared by all
+/// listeners: a read never waits while it holds it).
+async fn read_bytes(
+    tcp: &tokio::net::TcpStream,
+    mut count: usize,
+    scratch: &std::cell::RefCell<Vec<u8>>,
+) -> std::io::Result<()> {
+    while count > 0 {
+        tcp.readable().await?;
+        let read = {
+            let mut buffer = scratch.borrow_mut();
+            let wanted = count.min(buffer.len());
+            tcp.try_read(&mut buffer[..wanted])
+        };
+        match read {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => count -= read,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// The CPU time of the server processes named in LOADGEN_SERVER_PIDS (all their threads,
+/// user and kernel), so that a benchmark can count only the broadcasts' share.
+struct ServerCpu {
+    pids: Vec<u32>,
+    before: Duration,
+}
+
+impl ServerCpu {
+    fn from_env() -> Result<Option<Self>, Failure> {
+        let Ok(list) = std::env::var("LOADGEN_SERVER_PIDS") else {
+            return Ok(None);
+        };
+        let pids = list
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<Vec<u32>, _>>()?;
+        let before = cpu_of(&pids)?;
+        Ok(Some(ServerCpu { pids, before }))
+    }
+
+    fn used(&self) -> Result<Duration, Failure> {
+        Ok(cpu_of(&self.pids)?.saturating_sub(self.before))
+    }
+}
+
+/// Sum of the first field (nanoseconds on the CPU) of every thread's schedstat.
+fn cpu_of(pids: &[u32]) -> Result<Duration, Failure> {
+    let mut total = 0u64;
+    for pid in pids {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            total += stat
+                .split_whitespace()
+                .next()
+                .unwrap_or("0")
+                .parse::<u64>()?;
+        }
+    }
+    Ok(Duration::from_nanos(total))
 }
