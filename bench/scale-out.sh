@@ -3,7 +3,12 @@
 # process, then against two processes sharing the port with reuse_port
 # (bench/reuse-port-echo.lua, Lua 5.4, one or two of them), nothing pinned.
 # Two load generators of 500 connections each, so that the load is not one process's core.
-# Prints messages per second per round and the ratio of the medians.
+# Prints per round the messages per second and the CPU time per message of the servers and
+# of the load generators, then the ratio of the medians. The load generators share the two
+# cores with the servers: with L their CPU per message and S the one server's, two servers
+# can reach at most 2 / (1 + L/S) times one server's throughput (one server is limited by
+# its own core; two by both cores, which the generators use too). The script prints that
+# bound beside the ratio.
 #   bash bench/scale-out.sh         ROUNDS=3 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,31 +24,47 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
-# Messages per second of two loadgen processes (500 connections x 50 messages each) at once.
+# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
+servers_cpu_ns() {
+  local pid
+  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
+    awk '{ total += $1 } END { printf "%.0f", total }'
+}
+
+# One round: two loadgen processes (500 connections x 100 messages each) at once. Prints
+# "messages/s server-µs-per-message loadgen-µs-per-message".
 load() {
-  local url=$1 first second
+  local url=$1 first second before
   first=$(mktemp)
   second=$(mktemp)
-  target/release/loadgen many "$url" 500 50 64 >"$first" &
+  before=$(servers_cpu_ns)
+  target/release/loadgen many "$url" 500 100 64 >"$first" &
   local a=$!
-  target/release/loadgen many "$url" 500 50 64 >"$second" &
+  target/release/loadgen many "$url" 500 100 64 >"$second" &
   wait "$a" $!
-  cat "$first" "$second" | awk '{ for (i = 1; i < NF; i++) if ($i == "messages/s") total += $(i + 1) } END { printf "%.0f", total }'
+  cat "$first" "$second" | awk -v servers_ns="$(($(servers_cpu_ns) - before))" '
+    { rate += $2; loadgen_s += $4 }
+    END { printf "%.0f %.2f %.2f\n", rate, servers_ns / 1e3 / 100000, loadgen_s * 1e6 / 100000 }'
   rm -f "$first" "$second"
 }
 
+# ROUNDS rounds against `url`; prints the medians: messages/s, server µs, loadgen µs.
 measure() {
-  local label=$1 url=$2 values=()
-  for _ in $(seq "$ROUNDS"); do values+=("$(load "$url")"); done
-  echo "$label: ${values[*]} messages/s" >&2
-  python3 -c 'import statistics, sys; print(statistics.median(float(v) for v in sys.argv[1:]))' "${values[@]}"
+  local label=$1 url=$2 rounds=()
+  for _ in $(seq "$ROUNDS"); do rounds+=("$(load "$url")"); done
+  printf '%s (messages/s, server and load generator CPU µs per message):\n' "$label" >&2
+  printf '  %s\n' "${rounds[@]}" >&2
+  printf '%s\n' "${rounds[@]}" | python3 -c '
+import statistics, sys
+rows = [[float(v) for v in line.split()] for line in sys.stdin]
+print(" ".join(str(statistics.median(column)) for column in zip(*rows)))'
 }
 
 port=$(free_port)
 "$LUA" bench/reuse-port-echo.lua "$port" >/dev/null 2>&1 &
 pids+=($!)
 wait_port "$port"
-one=$(measure "one process" "ws://127.0.0.1:$port/")
+one=$(SERVERS=${pids[-1]} measure "one process" "ws://127.0.0.1:$port/")
 kill "${pids[-1]}"
 
 port=$(free_port)
@@ -53,5 +74,11 @@ pids+=($!)
 pids+=($!)
 wait_port "$port"
 sleep 0.5
-two=$(measure "two processes, reuse_port" "ws://127.0.0.1:$port/")
-python3 -c 'import sys; one, two = map(float, sys.argv[1:]); print(f"median: one process {one:,.0f} msg/s, two processes {two:,.0f} msg/s, ratio {two / one:.2f}")' "$one" "$two"
+two=$(SERVERS="${pids[-1]} ${pids[-2]}" measure "two processes, reuse_port" "ws://127.0.0.1:$port/")
+python3 - $one $two <<'PY'
+import sys
+one, server_us, loadgen_us, two, two_server_us, _ = map(float, sys.argv[1:])
+print(f"median: one process {one:,.0f} msg/s, two processes {two:,.0f} msg/s, ratio {two / one:.2f}; "
+      f"server CPU per message {server_us:.2f} µs (one) and {two_server_us:.2f} µs (two), "
+      f"load generators {loadgen_us:.2f} µs: at most {2 / (1 + loadgen_us / server_us):.2f} on two shared cores")
+PY

@@ -18,9 +18,9 @@
 //!
 //! `loadgen many URL CONNECTIONS COUNT SIZE`: CONNECTIONS connections each echo COUNT text
 //! messages of SIZE bytes (at most 65,535) one at a time, all at once; prints the total
-//! messages per second. After the handshake they are raw sockets that write a frame encoded
-//! once and read the echo's bytes, so that the generator costs the machine's cores little
-//! next to the server it measures.
+//! messages per second and the CPU time the generator used (handshakes included). After the
+//! handshake they are raw sockets that write a frame encoded once and read the echo's bytes,
+//! so that the generator takes little of the cores it shares with the server it measures.
 //!
 //! `loadgen fanout TRIGGER_URL ROUNDS SIZE URL:N [URL:N …]`: opens N listening connections to
 //! each URL and a trigger connection to TRIGGER_URL; every text message of SIZE bytes sent on
@@ -323,7 +323,12 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
         result?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!("messages/s {:.0}", (connections * count) as f64 / elapsed);
+    let own_cpu = cpu_of(&[std::process::id()])?;
+    println!(
+        "messages/s {:.0} cpu_s {:.3}",
+        (connections * count) as f64 / elapsed,
+        own_cpu.as_secs_f64()
+    );
     Ok(())
 }
 
