@@ -346,7 +346,12 @@ fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
         }
     }
     frame.extend_from_slice(&KEY);
-    frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ KEY[i % 4]));
+    frame.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, byte)| byte ^ KEY[i % 4]),
+    );
     frame
 }
 
