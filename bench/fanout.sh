@@ -5,10 +5,10 @@
 # of the connections on each. The servers run on core 0, the load generator on core 1; the
 # listening connections are raw sockets that count bytes (tools/loadgen fanout). Each row is
 # ROUNDS runs; a run is BROADCASTS broadcasts one at a time (the time until the last
-# connection has one: median over the run) and then BROADCASTS broadcasts triggered back to
-# back (deliveries per second, and the server's CPU time per delivery meanwhile: all its
-# threads, user and kernel; for a cluster, both processes). The row gives the medians over
-# the runs and the spread of the deliveries per second.
+# connection has one: median and 99th percentile over the run) and then BROADCASTS
+# broadcasts triggered back to back (deliveries per second, and the server's CPU time per
+# delivery meanwhile: all its threads, user and kernel; for a cluster, both processes). The
+# row gives the medians over the runs and the spread of the deliveries per second.
 #   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,23 +44,24 @@ start() {
 row() {
   local label=$1 trigger=$2
   shift 2
-  local rates=() lasts=() cpus=() output
+  local rates=() lasts=() lasts99=() cpus=() output
   for _ in $(seq "$ROUNDS"); do
     output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
     rates+=("$(awk '{ print $2 }' <<<"$output")")
     lasts+=("$(awk '{ print $4 }' <<<"$output")")
+    lasts99+=("$(awk '{ print $6 }' <<<"$output")")
     cpus+=("$(awk '{ print $14 }' <<<"$output")")
   done
-  python3 - "$label" "${rates[*]}" "${lasts[*]}" "${cpus[*]}" <<'PY'
+  python3 - "$label" "${rates[*]}" "${lasts[*]}" "${lasts99[*]}" "${cpus[*]}" <<'PY'
 import statistics, sys
 label = sys.argv[1]
-rates, lasts, cpus = ([float(v) for v in arg.split()] for arg in sys.argv[2:5])
+rates, lasts, lasts99, cpus = ([float(v) for v in arg.split()] for arg in sys.argv[2:6])
 print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
-      f"| {statistics.median(lasts):.2f} | {statistics.median(cpus):.2f} |")
+      f"| {statistics.median(lasts):.2f} / {statistics.median(lasts99):.2f} | {statistics.median(cpus):.2f} |")
 PY
 }
 
-echo "| server, connections | deliveries/s (median) | spread | ms until the last has it (median) | server CPU µs per delivery (median) |"
+echo "| server, connections | deliveries/s (median) | spread | ms until the last has it, p50 / p99 (medians) | server CPU µs per delivery (median) |"
 echo "|---|---|---|---|---|"
 for size in $SIZES; do
   port=$(free_port)
