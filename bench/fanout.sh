@@ -8,7 +8,8 @@
 # connection has one: median and 99th percentile over the run) and then BROADCASTS
 # broadcasts triggered back to back (deliveries per second, and the server's CPU time per
 # delivery meanwhile: all its threads, user and kernel; for a cluster, both processes). The
-# row gives the medians over the runs and the spread of the deliveries per second.
+# row gives the medians over the runs and the spread of the deliveries per second. The
+# servers of one size take their runs in turn.
 #   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,23 +40,42 @@ start() {
   exit 1
 }
 
-# One row: ROUNDS runs of loadgen fanout with the given targets, against the server
-# processes in SERVERS (pids).
-row() {
-  local label=$1 trigger=$2
+# One run of loadgen fanout with the given targets against the server processes in SERVERS
+# (pids); appends "deliveries/s p50-ms p99-ms cpu-µs" to build/run/fanout-<name>.results.
+run_once() {
+  local name=$1 trigger=$2 output
   shift 2
-  local rates=() lasts=() lasts99=() cpus=() output
-  for _ in $(seq "$ROUNDS"); do
-    output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
-    rates+=("$(awk '{ print $2 }' <<<"$output")")
-    lasts+=("$(awk '{ print $4 }' <<<"$output")")
-    lasts99+=("$(awk '{ print $6 }' <<<"$output")")
-    cpus+=("$(awk '{ print $14 }' <<<"$output")")
+  output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
+  awk '{ print $2, $4, $6, $14 }' <<<"$output" >>"build/run/fanout-$name.results"
+  wait_idle
+}
+
+# Waits (up to 10 s) until the servers in SERVERS are done closing the run's connections, so
+# that the next run has core 0 to itself.
+wait_idle() {
+  local before after
+  for _ in $(seq 50); do
+    before=$(servers_cpu_ns)
+    sleep 0.2
+    after=$(servers_cpu_ns)
+    [ $((after - before)) -lt 2000000 ] && return
   done
-  python3 - "$label" "${rates[*]}" "${lasts[*]}" "${lasts99[*]}" "${cpus[*]}" <<'PY'
+}
+
+# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
+servers_cpu_ns() {
+  local pid
+  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
+    awk '{ total += $1 } END { printf "%.0f", total }'
+}
+
+# The table row for label $1 from build/run/fanout-$2.results: medians, and the spread of
+# the deliveries per second.
+row() {
+  python3 - "$1" "build/run/fanout-$2.results" <<'PY'
 import statistics, sys
-label = sys.argv[1]
-rates, lasts, lasts99, cpus = ([float(v) for v in arg.split()] for arg in sys.argv[2:6])
+label, path = sys.argv[1:3]
+rates, lasts, lasts99, cpus = zip(*([float(v) for v in line.split()] for line in open(path)))
 print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
       f"| {statistics.median(lasts):.2f} / {statistics.median(lasts99):.2f} | {statistics.median(cpus):.2f} |")
 PY
@@ -63,19 +83,25 @@ PY
 
 echo "| server, connections | deliveries/s (median) | spread | ms until the last has it, p50 / p99 (medians) | server CPU µs per delivery (median) |"
 echo "|---|---|---|---|---|"
+# The three servers run side by side, idle but for the one measured, and take their runs in
+# turn: a drift in the machine's speed then falls on all of them alike.
 for size in $SIZES; do
-  port=$(free_port)
-  start "ours-$size" "$LUA" bench/fanout-server.lua "$port"
-  SERVERS=${pids[-1]} row "lua-websockets-rs ($LUA), $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
-  kill "${pids[-1]}"
-  port=$(free_port)
-  start "node-$size" env NODE_PATH=build/node/node_modules node bench/fanout-server.cjs "$port"
-  SERVERS=${pids[-1]} row "Node ws, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
-  kill "${pids[-1]}"
-  port=$(free_port)
-  start "python-$size" build/venv/bin/python bench/fanout-server.py "$port"
-  SERVERS=${pids[-1]} row "Python websockets, $size" "ws://127.0.0.1:$port/" "ws://127.0.0.1:$port/:$size"
-  kill "${pids[-1]}"
+  names=("ours-$size" "node-$size" "python-$size")
+  labels=("lua-websockets-rs ($LUA), $size" "Node ws, $size" "Python websockets, $size")
+  ports=("$(free_port)" "$(free_port)" "$(free_port)")
+  start "${names[0]}" "$LUA" bench/fanout-server.lua "${ports[0]}"
+  start "${names[1]}" env NODE_PATH=build/node/node_modules node bench/fanout-server.cjs "${ports[1]}"
+  start "${names[2]}" build/venv/bin/python bench/fanout-server.py "${ports[2]}"
+  servers=("${pids[@]: -3}")
+  rm -f build/run/fanout-{ours,node,python}-"$size".results
+  for _ in $(seq "$ROUNDS"); do
+    for i in 0 1 2; do
+      url="ws://127.0.0.1:${ports[$i]}/"
+      SERVERS=${servers[$i]} run_once "${names[$i]}" "$url" "$url:$size"
+    done
+  done
+  for i in 0 1 2; do row "${labels[$i]}" "${names[$i]}"; done
+  kill "${servers[@]}"
 done
 
 # Across processes: two cluster processes (reuse_port off: one port each), Redis on core 1.
@@ -90,8 +116,12 @@ if command -v redis-server >/dev/null; then
     second=$(free_port)
     start "cluster-b-$size" "$LUA" bench/fanout-server.lua "$second" "redis://127.0.0.1:$redis_port"
     half=$((size / 2))
-    SERVERS="${pids[-1]} ${pids[-2]}" row "lua-websockets-rs, 2 processes over Redis, $size" "ws://127.0.0.1:$first/" \
-      "ws://127.0.0.1:$first/:$half" "ws://127.0.0.1:$second/:$half"
+    rm -f "build/run/fanout-cluster-$size.results"
+    for _ in $(seq "$ROUNDS"); do
+      SERVERS="${pids[-1]} ${pids[-2]}" run_once "cluster-$size" "ws://127.0.0.1:$first/" \
+        "ws://127.0.0.1:$first/:$half" "ws://127.0.0.1:$second/:$half"
+    done
+    row "lua-websockets-rs, 2 processes over Redis, $size" "cluster-$size"
     kill "${pids[-1]}" "${pids[-2]}"
   done
 fi
