@@ -137,13 +137,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BatchedRead<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn runtime() -> tokio::runtime::Runtime {
+    /// The runtime the I/O unit tests run in (the transport's tests too).
+    pub(crate) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()
             .expect("runtime")
     }

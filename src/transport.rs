@@ -281,15 +281,9 @@ impl AsyncWrite for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batched_read::tests::runtime;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-    }
 
     /// A plain transport writing to a socket whose peer is returned to read what came.
     async fn connected() -> (Transport, TcpStream) {
