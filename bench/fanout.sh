@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
+source bench/lib/server-cpu.sh
 LUA=${LUA:-lua5.4}
 SIZES=${SIZES:-"1000 10000"}
 ROUNDS=${ROUNDS:-3}
@@ -60,13 +61,6 @@ wait_idle() {
     after=$(servers_cpu_ns)
     [ $((after - before)) -lt 2000000 ] && return
   done
-}
-
-# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
-servers_cpu_ns() {
-  local pid
-  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
-    awk '{ total += $1 } END { printf "%.0f", total }'
 }
 
 # The table row for label $1 from build/run/fanout-$2.results: medians, and the spread of

@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
+source bench/lib/server-cpu.sh
 LUA=${LUA:-lua5.4}
 ROUNDS=${ROUNDS:-3}
 
@@ -23,13 +24,6 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
-
-# CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
-servers_cpu_ns() {
-  local pid
-  for pid in $SERVERS; do cat /proc/"$pid"/task/*/schedstat 2>/dev/null; done |
-    awk '{ total += $1 } END { printf "%.0f", total }'
-}
 
 # One round: two loadgen processes (500 connections x 100 messages each) at once. Prints
 # "messages/s server-µs-per-message loadgen-µs-per-message".

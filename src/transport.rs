@@ -92,7 +92,6 @@ impl Transport {
         }
         match tcp.get_ref().try_write(frame) {
             Ok(written) if written == frame.len() => FrameWrite::Written,
-            Ok(0) => FrameWrite::Refused,
             Ok(written) => {
                 self.frame_rest = frame[written..].to_vec();
                 FrameWrite::Partly

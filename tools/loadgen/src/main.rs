@@ -422,18 +422,11 @@ async fn one_broadcast_at_a_time(
     payload: &Utf8Bytes,
     rounds: usize,
 ) -> Result<Vec<Duration>, Failure> {
-    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
     let mut until_last = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let sent = Instant::now();
         trigger.send(Message::Text(payload.clone())).await?;
-        let expected = frame_len(payload.len());
-        let readers = listeners
-            .iter()
-            .map(|tcp| read_bytes(tcp, expected, &scratch));
-        for outcome in futures_util::future::join_all(readers).await {
-            outcome?;
-        }
+        read_from_every(listeners, frame_len(payload.len())).await?;
         until_last.push(sent.elapsed());
         // The trigger connection gets the broadcast too, when it is in the group.
         let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
@@ -455,14 +448,7 @@ async fn all_broadcasts_at_once(
         trigger.feed(Message::Text(payload.clone())).await?;
     }
     trigger.flush().await?;
-    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
-    let expected = frame_len(payload.len()) * rounds;
-    let readers = listeners
-        .iter()
-        .map(|tcp| read_bytes(tcp, expected, &scratch));
-    for outcome in futures_util::future::join_all(readers).await {
-        outcome?;
-    }
+    read_from_every(listeners, frame_len(payload.len()) * rounds).await?;
     // Drain the trigger's own copies (when it is in the group) for a tidy close.
     for _ in 0..rounds {
         if tokio::time::timeout(Duration::from_millis(200), trigger.next())
@@ -471,6 +457,16 @@ async fn all_broadcasts_at_once(
         {
             break;
         }
+    }
+    Ok(())
+}
+
+/// Reads and drops `count` bytes from every listener, all at once.
+async fn read_from_every(listeners: &[tokio::net::TcpStream], count: usize) -> std::io::Result<()> {
+    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    let readers = listeners.iter().map(|tcp| read_bytes(tcp, count, &scratch));
+    for outcome in futures_util::future::join_all(readers).await {
+        outcome?;
     }
     Ok(())
 }
