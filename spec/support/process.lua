@@ -1,6 +1,8 @@
 --- Facts about the running Lua process that the specs check (Linux /proc).
 
+local error = error
 local io = io
+local os = os
 local tonumber = tonumber
 
 local process = {}
@@ -36,13 +38,26 @@ function process.rss_kib()
   return rss
 end
 
---- A TCP port on 127.0.0.1 that nothing listens on.
+-- Ports handed out come from below Linux's ephemeral range (32768-60999): a port the kernel
+-- chose (bind to 0) could go to some outgoing connection's end before the spec listens on it.
+local FIRST_PORT, PORT_COUNT = 20000, 12000
+local next_port
+
+--- A TCP port on 127.0.0.1 that nothing uses now, and that no outgoing connection will take.
 function process.free_port()
   local socket = require'socket'
-  local server = assert(socket.bind('127.0.0.1', 0))
-  local _, port = server:getsockname()
-  server:close()
-  return tonumber(port)
+  -- Start where other Lua processes running specs at the same time are unlikely to.
+  next_port = next_port or (process.pid() * 7919 + os.time()) % PORT_COUNT
+  for _ = 1, PORT_COUNT do
+    local port = FIRST_PORT + next_port
+    next_port = (next_port + 1) % PORT_COUNT
+    local server = socket.bind('127.0.0.1', port)
+    if server then
+      server:close()
+      return port
+    end
+  end
+  error('no free port on 127.0.0.1 between ' .. FIRST_PORT .. ' and ' .. (FIRST_PORT + PORT_COUNT - 1))
 end
 
 return process
