@@ -128,6 +128,29 @@ describe('copas server and copas client in one loop', function()
     assert.are.equal(200, #echoed)
   end)
 
+  it('wakes 300 clients that one broadcast reaches at once (more than one step hands over)', function()
+    -- Every client waits in its own coroutine; the last to connect sends, the server
+    -- broadcasts to all, and the core raises every client in one step, more than the 256
+    -- ids a step gives Lua: the rest must come with the next steps.
+    local count, connected, received = 300, 0, {}
+    local bodies = {}
+    for index = 1, count do
+      bodies[index] = function()
+        local client = copas_client(url, 'chat')
+        connected = connected + 1
+        if connected == count then
+          assert.is_true(client:send('hello all'))
+        end
+        received[index] = client:receive()
+        client:close()
+      end
+    end
+    run(unpack(bodies))
+    for index = 1, count do
+      assert.are.equal('hello all', received[index])
+    end
+  end)
+
   it('lets two coroutines wait on one client, one receiving while the other sends', function()
     local client, got = nil, {}
     run(function()

@@ -236,6 +236,11 @@ impl Core {
         self.raised.take(into);
     }
 
+    /// `take_raised` of the oldest `limit` at most; the others wait for the next call.
+    pub fn take_raised_up_to(&self, limit: usize, into: &mut Vec<u64>) {
+        self.raised.take_up_to(limit, into);
+    }
+
     /// Raises `readiness` at `deadline`, ringing the doorbell then, unless cancelled first.
     pub fn raise_at(&self, deadline: Instant, readiness: &Readiness) -> DeadlineId {
         self.alarm_at(deadline, readiness, Audience::Lua)

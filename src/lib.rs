@@ -11,6 +11,7 @@ mod cluster;
 mod connection;
 mod core;
 mod doorbell;
+mod fast_calls;
 pub mod http_head;
 mod keepalive;
 mod nonblocking;
@@ -39,6 +40,8 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     exports.set("listen", lua.create_function(server::listen)?)?;
     exports.set("PENDING", nonblocking::pending())?;
+    // any_raised, serving, step: called on every message, so plain C functions.
+    fast_calls::export(lua, &exports)?;
     exports.set(
         "doorbell_fd",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.doorbell_fd()))?,
@@ -46,19 +49,6 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set(
         "silent_fd",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.silent_fd()))?,
-    )?;
-    // Does what is ready without waiting. Given a table, also fills it with the ids of the
-    // handles whose flags went up (see take_raised) and returns how many.
-    exports.set(
-        "step",
-        lua.create_function(|lua, ids: Option<LuaTable>| {
-            let core = core::Core::of(lua)?;
-            core.step();
-            match ids {
-                Some(ids) => take_raised_into(&core, &ids),
-                None => Ok(0),
-            }
-        })?,
     )?;
     // Waits (blocking) until the core may have work, at most `seconds`: for calls made
     // outside any coroutine.
@@ -77,21 +67,12 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(|lua, ids: LuaTable| take_raised_into(&*core::Core::of(lua)?, &ids))?,
     )?;
     exports.set(
-        "any_raised",
-        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.any_raised()))?,
-    )?;
-    exports.set(
         "now",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.now()))?,
     )?;
     exports.set(
         "busy",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.has_background_work()))?,
-    )?;
-    // Whether some connection needs the core stepped although no Lua call waits on it.
-    exports.set(
-        "serving",
-        lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.is_serving()))?,
     )?;
     Ok(exports)
 }

@@ -34,7 +34,14 @@ impl RaisedQueue {
     /// Appends the ids of the handles raised for Lua to `into`, oldest first, and empties
     /// that queue.
     pub fn take(&self, into: &mut Vec<u64>) {
-        for flag in locked(&self.raised).drain(..) {
+        self.take_up_to(usize::MAX, into);
+    }
+
+    /// `take` of the oldest `limit` at most; the others stay queued.
+    pub fn take_up_to(&self, limit: usize, into: &mut Vec<u64>) {
+        let mut raised = locked(&self.raised);
+        let count = raised.len().min(limit);
+        for flag in raised.drain(..count) {
             flag.queued.store(false, Ordering::Release);
             into.push(flag.id);
         }
@@ -217,5 +224,27 @@ mod tests {
         first.raise();
         queue.take(&mut ids);
         assert_eq!(ids, vec![2, 1, 1]);
+    }
+
+    #[test]
+    fn a_limited_take_leaves_the_newer_flags_queued() {
+        let queue = RaisedQueue::default();
+        let flags: Vec<Readiness> = (1..=5)
+            .map(|id| Readiness::new(id, queue.clone()))
+            .collect();
+        for flag in &flags {
+            let _ = flag.poll_context();
+            flag.raise();
+        }
+        let mut ids = Vec::new();
+        queue.take_up_to(2, &mut ids);
+        assert_eq!(ids, vec![1, 2]);
+        assert!(!queue.is_empty());
+        // A flag still queued is not queued twice when raised again.
+        let _ = flags[2].poll_context();
+        flags[2].raise();
+        queue.take_up_to(10, &mut ids);
+        assert_eq!(ids, vec![1, 2, 3, 4, 5]);
+        assert!(queue.is_empty());
     }
 }

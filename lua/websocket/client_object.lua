@@ -26,14 +26,16 @@ end
 
 --- The metatable of clients whose fields named in `lazy_fields` are computed on first use
 -- (`lazy_fields[name](client)`, then kept on the client) and whose methods are looked up
--- in the method tables that follow, in order. The tables are merged once, here: a method
--- costs one lookup per call.
+-- in the method tables that follow, in order. The tables are merged once, here. A method
+-- found is kept on the client, as lua-websockets keeps its methods on the object: later
+-- calls find it without calling this `__index` (a Lua call per method call).
 function client_object.metatable_with_fields(lazy_fields, ...)
   local methods = merged({ ... })
   return {
     __index = function(client, key)
       local method = methods[key]
       if method then
+        rawset(client, key, method)
         return method
       end
       if key == 'state' then

@@ -55,16 +55,13 @@ else
   end
 
   local read_set = copas_read_set()
-  local SILENT_FD = native.silent_fd()
 
   -- A paused coroutine's token: dirty, so select reports it at once when it is in copas'
   -- read set, which is only while its coroutine is being woken.
   local Token = {}
   Token.__index = Token
 
-  function Token.getfd()
-    return SILENT_FD
-  end
+  Token.getfd = native.constant(native.silent_fd())
 
   function Token.dirty()
     return true
@@ -103,6 +100,10 @@ else
 end
 
 return {
+  --- Whether `co` is paused (waiting for `wake`).
+  is_paused = function(co)
+    return paused[co] ~= nil
+  end,
   --- Pauses `co`, the running coroutine, until `wake(co)`.
   pause = pause,
   --- Makes a paused coroutine run again on a coming copas step; does nothing to one that

@@ -26,6 +26,7 @@ local has_coxpcall, coxpcall = pcall(require, 'coxpcall')
 local copas_coroutine = has_coxpcall and coxpcall.running or coroutine_running
 
 local any_raised = native.any_raised
+local is_paused = pause_module.is_paused
 local now = native.now
 local pause = pause_module.pause
 local serving = native.serving
@@ -36,15 +37,11 @@ local wake = pause_module.wake
 -- What copas waits on for the watcher.
 local doorbell = {}
 
-local DOORBELL_FD = native.doorbell_fd()
+-- The getfd methods are C functions: luasocket's select calls them twice a select.
+doorbell.getfd = native.constant(native.doorbell_fd())
 
-function doorbell.getfd()
-  return DOORBELL_FD
-end
-
-function doorbell.dirty()
-  return any_raised()
-end
+-- any_raised ignores the object copas passes.
+doorbell.dirty = any_raised
 
 local step_and_wake
 
@@ -159,15 +156,9 @@ end
 -- the standby to watch when nobody does.
 local sentinel = { just_entered = false }
 
-local SILENT_FD = native.silent_fd()
+sentinel.getfd = native.constant(native.silent_fd())
 
-function sentinel.getfd()
-  return SILENT_FD
-end
-
-function sentinel.dirty()
-  return needs_watcher()
-end
+sentinel.dirty = needs_watcher
 
 function sentinel.receive()
   -- Entering, the standby lets the coroutines it just woke take the watch first.
@@ -205,6 +196,12 @@ local function run_standby()
       end
     end
   end
+end
+
+-- Whether the standby needs a call to take the watch: it is missing or paused. Waiting on
+-- the sentinel, it takes the watch by itself at copas' next select.
+local function standby_idle()
+  return standby == nil or coroutine_status(standby) == 'dead' or is_paused(standby)
 end
 
 local function call_standby()
@@ -248,7 +245,7 @@ local function wait_in_copas(co, handle, deadline, flag_down)
   end
   remove_waiter(id, co)
   signalled[co] = nil
-  if needs_watcher() and needs_watch() then
+  if needs_watcher() and standby_idle() and needs_watch() then
     call_standby()
   end
   return woken
