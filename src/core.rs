@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
 use crate::doorbell::Doorbell;
+use crate::reactor_fd;
 use crate::ready::{RaisedQueue, Readiness};
 
 /// A handle the core drives on its own when its waker fires (see the module comment).
@@ -82,7 +83,7 @@ impl WaitAlarm {
     }
 }
 
-/// Whether a step before a coroutine waits is worth its two epoll_waits: it is when such
+/// Whether a step before a coroutine waits is worth its epoll_waits: it is when such
 /// steps found the awaited message lately. Skipping one is never wrong: whatever the core
 /// has not taken rings the doorbell that copas selects on.
 #[derive(Default)]
@@ -134,6 +135,10 @@ pub struct Core {
     /// takes): while there are any, Lua steps again without waiting.
     backlog: Cell<usize>,
     pub first_steps: FirstSteps,
+    /// Buffers kept from step to step (the handles woken, the ids handed to Lua), so that a
+    /// step allocates nothing.
+    woken_buffer: Cell<Vec<Readiness>>,
+    ids_buffer: Cell<Vec<u64>>,
 }
 
 impl Core {
@@ -144,16 +149,24 @@ impl Core {
         }
         let failed =
             |err: std::io::Error| mlua::Error::runtime(format!("cannot start the I/O core: {err}"));
+        let epolls_before = reactor_fd::epoll_descriptors();
         let runtime = Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .max_io_events_per_tick(EVENTS_PER_TURN)
             .build()
             .map_err(failed)?;
+        // Before the doorbell makes epoll instances of its own.
+        let reactor = reactor_fd::find(&runtime, &epolls_before);
+        let mut doorbell = Doorbell::new().map_err(failed)?;
+        if let Some(reactor) = reactor {
+            // Failing, the doorbell watches each socket instead.
+            let _ = doorbell.watch_reactor(reactor);
+        }
         let core = Rc::new(Core {
             runtime,
             epoch: Instant::now(),
-            doorbell: RefCell::new(Doorbell::new().map_err(failed)?),
+            doorbell: RefCell::new(doorbell),
             deadlines: RefCell::new(BTreeMap::new()),
             next_deadline_id: Cell::new(0),
             pumps: RefCell::new(HashMap::new()),
@@ -162,6 +175,8 @@ impl Core {
             next_readiness_id: Cell::new(1),
             backlog: Cell::new(0),
             first_steps: FirstSteps::default(),
+            woken_buffer: Cell::new(Vec::new()),
+            ids_buffer: Cell::new(Vec::new()),
         });
         lua.set_app_data(Rc::clone(&core));
         Ok(core)
@@ -189,7 +204,7 @@ impl Core {
 
     /// What another thread rings the doorbell with.
     pub fn remote_ringer(&self) -> crate::doorbell::RemoteRinger {
-        self.doorbell.borrow().remote_ringer()
+        self.doorbell.borrow_mut().remote_ringer()
     }
 
     /// A descriptor that is never readable (see Doorbell::silent_fd).
@@ -198,7 +213,8 @@ impl Core {
     }
 
     /// Makes the doorbell ring for `socket`'s events. Call it before tokio registers the
-    /// socket (before `connect` or `listen`), or use `watch_registered`.
+    /// socket (before `connect` or `listen`), or use `watch_registered`. (Nothing to do when
+    /// the doorbell watches tokio's epoll, which hears of every socket tokio registers.)
     ///
     /// The kernel tells a socket's watchers of an event newest registration first. The
     /// doorbell must be told last: the step that its ring causes then finds the event in
@@ -212,6 +228,9 @@ impl Core {
     /// `watch` for a socket that tokio has registered already (an accepted one): tokio
     /// registers it again after the doorbell.
     pub fn watch_registered(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+        if self.doorbell.borrow().watches_reactor() {
+            return Ok(tcp);
+        }
         let tcp = tcp.into_std()?;
         self.watch(tcp.as_raw_fd())?;
         let _runtime = self.enter();
@@ -236,9 +255,15 @@ impl Core {
         self.raised.take(into);
     }
 
-    /// `take_raised` of the oldest `limit` at most; the others wait for the next call.
-    pub fn take_raised_up_to(&self, limit: usize, into: &mut Vec<u64>) {
-        self.raised.take_up_to(limit, into);
+    /// Lends `use_ids` the ids of the oldest `limit` handles raised at most (as
+    /// `take_raised` would take them); the others wait for the next call.
+    pub fn with_raised_up_to<T>(&self, limit: usize, use_ids: impl FnOnce(&[u64]) -> T) -> T {
+        let mut ids = self.ids_buffer.take();
+        ids.clear();
+        self.raised.take_up_to(limit, &mut ids);
+        let result = use_ids(&ids);
+        self.ids_buffer.set(ids);
+        result
     }
 
     /// Raises `readiness` at `deadline`, ringing the doorbell then, unless cancelled first.
@@ -314,8 +339,9 @@ impl Core {
     ///
     /// The doorbell is cleared first and tokio's reactor turned after: whatever rang before
     /// the clearing is in the reactor for this turn, and whatever comes later rings again.
-    /// So a step costs two epoll_waits, and a coroutine about to wait needs no step of its
-    /// own first: copas' select on the doorbell tells it whether anything came.
+    /// So a coroutine about to wait needs no step of its own first: copas' select on the
+    /// doorbell tells it whether anything came. A step costs one epoll_wait (tokio's) when
+    /// the doorbell watches tokio's epoll, two when it watches each socket.
     pub fn step(&self) {
         let rang = self.doorbell.borrow_mut().drain();
         let backlog = self.backlog.get() + rang.sockets;
@@ -340,9 +366,11 @@ impl Core {
         self.runtime.block_on(tokio::task::yield_now());
         self.raise_expired_deadlines();
         let _runtime = self.enter();
-        let woken = self.raised.take_woken();
+        // The buffer is taken out while handles are driven, so nothing borrows it meanwhile.
+        let mut woken = self.woken_buffer.take();
+        self.raised.take_woken_into(&mut woken);
         let count = woken.len();
-        for readiness in woken {
+        for readiness in woken.drain(..) {
             let pump = self
                 .pumps
                 .borrow()
@@ -360,6 +388,7 @@ impl Core {
                 readiness.raise();
             }
         }
+        self.woken_buffer.set(woken);
         count
     }
 

@@ -1,11 +1,11 @@
 //! The one descriptor a copas loop waits on: readable whenever the core may have work.
 //!
-//! It is an epoll instance of our own. It watches every socket the core owns, edge-triggered
-//! (so data left unread does not keep it readable), and a timerfd armed for the core's
-//! earliest deadline, and an eventfd that other threads write to (the cluster's Redis
-//! thread). tokio watches the same sockets in its own epoll; this one only tells the Lua
-//! thread when to step the core. Its number is small, so select()'s 1024 limit never
-//! applies however many connections there are.
+//! It is an epoll instance of our own. It watches tokio's epoll (readable while tokio has
+//! events to take; see reactor_fd.rs), or, when that cannot be found, every socket the core
+//! owns, edge-triggered (so data left unread does not keep it readable); and a timerfd armed
+//! for the core's earliest deadline, and an eventfd that other threads write to (the
+//! cluster's Redis thread). It only tells the Lua thread when to step the core. Its number
+//! is small, so select()'s 1024 limit never applies however many connections there are.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -22,6 +22,10 @@ pub struct Doorbell {
     silent: OwnedFd,
     /// The deadline the timer is armed for, if any.
     armed_for: Option<Instant>,
+    /// It watches tokio's epoll rather than each socket.
+    watches_reactor: bool,
+    /// A RemoteRinger was handed out: another thread may ring.
+    remote_in_use: bool,
 }
 
 /// What a drain found.
@@ -36,6 +40,7 @@ pub struct Rang {
 /// epoll data values that mark the timer and the eventfd (socket events carry their fd).
 const TIMER_TOKEN: u64 = u64::MAX;
 const REMOTE_TOKEN: u64 = u64::MAX - 1;
+const REACTOR_TOKEN: u64 = u64::MAX - 2;
 
 /// Rings a doorbell from any thread.
 #[derive(Clone)]
@@ -74,6 +79,8 @@ impl Doorbell {
             remote: Arc::new(remote),
             silent,
             armed_for: None,
+            watches_reactor: false,
+            remote_in_use: false,
         };
         doorbell.add(
             doorbell.timer.as_raw_fd(),
@@ -94,8 +101,23 @@ impl Doorbell {
     }
 
     /// What other threads ring it with.
-    pub fn remote_ringer(&self) -> RemoteRinger {
+    pub fn remote_ringer(&mut self) -> RemoteRinger {
+        self.remote_in_use = true;
         RemoteRinger(Arc::clone(&self.remote))
+    }
+
+    /// Rings while tokio's epoll `reactor` has events to report, instead of for each socket:
+    /// tokio's turn then takes what rang, and `drain` has nothing to clear.
+    pub fn watch_reactor(&mut self, reactor: RawFd) -> io::Result<()> {
+        // Level-triggered: an epoll descriptor is readable while it holds events.
+        self.add(reactor, libc::EPOLLIN as u32, REACTOR_TOKEN)?;
+        self.watches_reactor = true;
+        Ok(())
+    }
+
+    /// Whether it watches tokio's epoll (`watch` is then not needed).
+    pub fn watches_reactor(&self) -> bool {
+        self.watches_reactor
     }
 
     /// A descriptor that is never readable.
@@ -103,8 +125,12 @@ impl Doorbell {
         self.silent.as_raw_fd()
     }
 
-    /// Rings whenever `socket` becomes readable, writable or hung up.
+    /// Rings whenever `socket` becomes readable, writable or hung up (through tokio's
+    /// epoll when it watches that).
     pub fn watch(&self, socket: RawFd) -> io::Result<()> {
+        if self.watches_reactor {
+            return Ok(());
+        }
         let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
         self.add(socket, events as u32, socket as u64)
     }
@@ -122,6 +148,15 @@ impl Doorbell {
 
     /// Clears what rang, so that the descriptor is readable again only for new events.
     pub fn drain(&mut self) -> Rang {
+        let timer_due = self.armed_for.is_some_and(|at| at <= Instant::now());
+        if self.watches_reactor && !self.remote_in_use && !timer_due {
+            // Only tokio's epoll can have rung, and the turn that follows takes its events:
+            // no system call here.
+            return Rang {
+                timer: false,
+                sockets: 0,
+            };
+        }
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut timer_rang = false;
         let mut remote_rang = false;
@@ -138,6 +173,7 @@ impl Doorbell {
                 match event.u64 {
                     TIMER_TOKEN => timer_rang = true,
                     REMOTE_TOKEN => remote_rang = true,
+                    REACTOR_TOKEN => {}
                     _ => sockets += 1,
                 }
             }
@@ -250,6 +286,27 @@ mod tests {
         std::thread::spawn(move || ringer.ring()).join().unwrap();
         assert!(readable(bell.fd()));
         bell.drain();
+        assert!(!readable(bell.fd()));
+    }
+
+    #[test]
+    fn rings_while_the_watched_reactor_holds_events_and_drains_without_a_wait() {
+        let reactor = Doorbell::new().unwrap();
+        let mut bell = Doorbell::new().unwrap();
+        bell.watch_reactor(reactor.fd()).unwrap();
+        let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Sockets are the reactor's to watch now.
+        bell.watch(reader.as_raw_fd()).unwrap();
+        reactor.watch(reader.as_raw_fd()).unwrap();
+        let mut reactor = reactor;
+        reactor.drain(); // the first edge: the socket is writable
+        assert!(!readable(bell.fd()));
+        std::io::Write::write_all(&mut writer, b"x").unwrap();
+        assert!(readable(bell.fd()));
+        // The bell's drain leaves the reactor's events to the reactor's own wait.
+        bell.drain();
+        assert!(readable(bell.fd()));
+        assert_eq!(reactor.drain().sockets, 1);
         assert!(!readable(bell.fd()));
     }
 

@@ -66,20 +66,20 @@ const IDS_PER_STEP: usize = 256;
 unsafe extern "C-unwind" fn step(state: *mut ffi::lua_State) -> c_int {
     let filling = ffi::lua_type(state, 1) == ffi::LUA_TTABLE
         && ffi::lua_checkstack(state, IDS_PER_STEP as c_int + 1) != 0;
-    // The ids go on Lua's stack first and the Rust buffer is dropped: storing them in the
-    // table may raise a memory error, which must find no Rust value to drop.
+    // The ids go on Lua's stack first (pushing cannot fail after lua_checkstack), and into
+    // the table once no Rust value is alive: storing them may raise a memory error.
     let count = guarded(state, || {
         let core = core_of(state);
         core.step();
         if !filling {
             return 0;
         }
-        let mut ids = Vec::new();
-        core.take_raised_up_to(IDS_PER_STEP, &mut ids);
-        for id in &ids {
-            ffi::lua_pushinteger(state, *id as ffi::lua_Integer);
-        }
-        ids.len()
+        core.with_raised_up_to(IDS_PER_STEP, |ids| {
+            for id in ids {
+                ffi::lua_pushinteger(state, *id as ffi::lua_Integer);
+            }
+            ids.len()
+        })
     });
     for index in (1..=count).rev() {
         ffi::lua_rawseti(state, 1, index as _);

@@ -17,6 +17,7 @@ mod keepalive;
 mod nonblocking;
 mod options;
 mod pin;
+mod reactor_fd;
 mod ready;
 mod request;
 pub mod resolve;

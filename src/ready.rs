@@ -48,15 +48,19 @@ impl RaisedQueue {
     }
 
     /// The handles woken since the last call; each may be woken again from now on.
+    #[cfg(test)]
     pub fn take_woken(&self) -> Vec<Readiness> {
-        let flags: Vec<Arc<Flag>> = locked(&self.woken).drain(..).collect();
-        flags
-            .into_iter()
-            .map(|flag| {
-                flag.woken.store(false, Ordering::Release);
-                Readiness::from_flag(flag)
-            })
-            .collect()
+        let mut woken = Vec::new();
+        self.take_woken_into(&mut woken);
+        woken
+    }
+
+    /// `take_woken` appending to `into` (a buffer the core keeps, so a step allocates none).
+    pub fn take_woken_into(&self, into: &mut Vec<Readiness>) {
+        into.extend(locked(&self.woken).drain(..).map(|flag| {
+            flag.woken.store(false, Ordering::Release);
+            Readiness::from_flag(flag)
+        }));
     }
 }
 

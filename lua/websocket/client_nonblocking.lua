@@ -52,7 +52,8 @@ function methods:receive()
   local stepped = would_step()
   local message, opcode, was_clean, code, reason = handle:receive(stepped)
   if message == PENDING then
-    local deadline = deadline_of(self)
+    local timeout = self[TIMEOUT]
+    local deadline = timeout and now() + timeout
     repeat
       -- The connection stays open on a timeout: a later receive goes on reading.
       if not wait(handle, deadline, stepped) then
@@ -79,6 +80,9 @@ function methods:send(message, opcode)
       end
       ok, was_clean, code, reason = handle:resume_send()
     until ok ~= PENDING
+  end
+  if ok == true then
+    return true
   end
   raise_bad_argument(ok, was_clean)
   return results.sent(ok, was_clean, code, reason)

@@ -110,22 +110,18 @@ local function signal(co)
   wake(co)
 end
 
-local function wake_waiters(id)
-  local current = waiting[id]
-  if type(current) == 'table' then
-    for index = 1, #current do
-      signal(current[index])
-    end
-  elseif current then
-    signal(current)
-  end
-end
-
 -- Wakes the coroutines waiting for the first `count` handles of `raised_ids`.
 local raised_ids = {}
 local function wake_raised(count)
   for index = 1, count do
-    wake_waiters(raised_ids[index])
+    local current = waiting[raised_ids[index]]
+    if type(current) == 'table' then
+      for waiter = 1, #current do
+        signal(current[waiter])
+      end
+    elseif current then
+      signal(current)
+    end
   end
   return count > 0
 end
@@ -227,8 +223,13 @@ end
 -- `flag_down`: the caller saw the handle's flag down, and nothing ran since; the caller
 -- also saw `deadline` ahead. Returns true when woken, false when the deadline passed.
 local function wait_in_copas(co, handle, deadline, flag_down)
-  local id = id_of(handle)
-  add_waiter(id, co)
+  -- The usual case (the handle's id known, one waiter) inline: this runs once a message.
+  local id = ids[handle] or id_of(handle)
+  if waiting[id] == nil then
+    waiting[id] = co
+  else
+    add_waiter(id, co)
+  end
   signalled[co] = nil
   local woken = true
   while flag_down or not (signalled[co] or handle:ready()) do
@@ -243,7 +244,11 @@ local function wait_in_copas(co, handle, deadline, flag_down)
       break
     end
   end
-  remove_waiter(id, co)
+  if waiting[id] == co then
+    waiting[id] = nil
+  else
+    remove_waiter(id, co)
+  end
   signalled[co] = nil
   if needs_watcher() and standby_idle() and needs_watch() then
     call_standby()
