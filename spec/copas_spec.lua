@@ -151,6 +151,33 @@ describe('copas server and copas client in one loop', function()
     end
   end)
 
+  it('sends and receives the usual messages natively, and words what the native path declines', function()
+    local native = require'websocket_native'
+    -- The native receive and send decline what is not theirs: not a handle, no such handle.
+    assert.is_false(native.receive(nil))
+    assert.is_false(native.receive(-1, true))
+    assert.is_false(native.receive(1e9))
+    assert.is_false(native.send(1e9, 'x'))
+    run(function()
+      local client = copas_client(url, 'echo')
+      assert.is_true(client:send('text'))
+      assert.are.same({ 'text', websocket.TEXT }, { client:receive() })
+      assert.is_true(client:send('\255\0', websocket.BINARY))
+      assert.are.same({ '\255\0', websocket.BINARY }, { client:receive() })
+      assert.is_true(client:send('ping body', websocket.PING))
+      assert.has_error(function() client:send('\255', websocket.TEXT) end,
+        "bad argument #1 to 'send' (TEXT message is not valid UTF-8)")
+      assert.has_error(function() client:send(42) end,
+        "bad argument #1 to 'send' (string expected, got number)")
+      assert.has_error(function() client:send('x', 3) end,
+        "bad argument #2 to 'send' (unknown opcode 3 (TEXT, BINARY, PING or PONG expected))")
+      -- Still usable after the refusals.
+      assert.is_true(client:send('after'))
+      assert.are.equal('after', (client:receive()))
+      client:close()
+    end)
+  end)
+
   it('lets two coroutines wait on one client, one receiving while the other sends', function()
     local client, got = nil, {}
     run(function()

@@ -37,6 +37,8 @@ pub trait Pump {
     fn drive(&mut self, core: &Core) -> bool;
     /// Whether a close handshake is under way.
     fn is_closing(&self) -> bool;
+    /// The pump as what it is (for the C functions that reach a connection by its id).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// tokio rounds timer deadlines up to the next millisecond and fires them only when its
@@ -293,6 +295,11 @@ impl Core {
     /// may still ring once at that time; the step then finds nothing due.)
     pub fn cancel_deadline(&self, id: DeadlineId) {
         self.deadlines.borrow_mut().remove(&id);
+    }
+
+    /// The pump of handle `id`, while its handle lives.
+    pub fn pump(&self, id: u64) -> Option<Rc<RefCell<dyn Pump>>> {
+        self.pumps.borrow().get(&id).and_then(Weak::upgrade)
     }
 
     /// Drives `pump` whenever the waker of handle `id` fires.

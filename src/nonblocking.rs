@@ -3,6 +3,7 @@
 //! `ready()` (copas resumes it when the doorbell rings and the flag is up) and calls the
 //! matching `resume_*` method.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -157,6 +158,110 @@ impl Shared {
         self.arm_keepalive_alarm(core);
         self.report_end(core);
     }
+
+    /// A message read ahead, else what the connection has now; a close under way (started
+    /// by server:close()) is what a receive waits for.
+    fn poll_receive(&mut self, core: &Core) -> Poll<Result<Received, Ending>> {
+        let _runtime = core.enter();
+        self.readiness.lower();
+        let outcome = match self.inbox.pop_front() {
+            Some(message) => Poll::Ready(Ok(message)),
+            None => {
+                self.drive_connection();
+                match (self.inbox.pop_front(), self.ended.take()) {
+                    (Some(message), ended) => {
+                        self.ended = ended;
+                        Poll::Ready(Ok(message))
+                    }
+                    (None, Some(ending)) => Poll::Ready(Err(ending)),
+                    (None, None) if self.connection.state() == State::Closed => {
+                        Poll::Ready(Err(Ending::unclean(1006, "wrong state")))
+                    }
+                    (None, None) => Poll::Pending,
+                }
+            }
+        };
+        self.settle(core);
+        outcome
+    }
+
+    /// Writes the message a send left in `unsent`; Pending while the socket has no room.
+    fn resume_send(&mut self, core: &Core) -> Poll<Result<(), Ending>> {
+        let _runtime = core.enter();
+        if let Some(ending) = &self.ended {
+            self.unsent = None;
+            return Poll::Ready(Err(ending.clone()));
+        }
+        let mut cx = self.readiness.poll_context();
+        let outcome = match self.connection.poll_send(&mut cx, &mut self.unsent) {
+            Poll::Pending => {
+                self.send_waiting = true;
+                return Poll::Pending;
+            }
+            Poll::Ready(outcome) => outcome,
+        };
+        self.send_waiting = false;
+        self.flush_waiting = false;
+        if let Err(ending) = &outcome {
+            // A broken connection: the next receive reports the same ending.
+            if self.opened && self.ended.is_none() && !self.end_reported {
+                self.ended = Some(ending.clone());
+            }
+        }
+        self.settle(core);
+        Poll::Ready(outcome)
+    }
+}
+
+/// Runs `work` on `connection`'s Shared; None when a Lua call on it holds it.
+fn with_shared<T>(
+    connection: &RefCell<dyn Pump>,
+    work: impl FnOnce(&mut Shared) -> T,
+) -> Option<T> {
+    let mut pump = connection.try_borrow_mut().ok()?;
+    let shared = pump.as_any_mut().downcast_mut::<Shared>()?;
+    Some(work(shared))
+}
+
+/// A receive on `connection`: what `Shared::poll_receive` finds; when that is nothing yet
+/// and `step_first`, one step of the core and another look, if such steps found something
+/// lately. Lua asks for the step when this coroutine would watch the doorbell anyway: a busy
+/// connection's next message is usually in the kernel already, and one call then finds it
+/// (an echo's never is: copas' select waits for it). None when the connection is held.
+pub fn receive_on(
+    core: &Core,
+    connection: &RefCell<dyn Pump>,
+    step_first: bool,
+) -> Option<Poll<Result<Received, Ending>>> {
+    let outcome = with_shared(connection, |shared| shared.poll_receive(core))?;
+    if outcome.is_ready() || !step_first || !core.first_steps.worth_trying() {
+        return Some(outcome);
+    }
+    // No borrow of the connection is held here: the step drives it.
+    core.step();
+    let found = with_shared(connection, |shared| shared.readiness.is_raised())?;
+    core.first_steps.record(found);
+    if !found {
+        return Some(Poll::Pending);
+    }
+    with_shared(connection, |shared| shared.poll_receive(core))
+}
+
+/// A send of `message` on `connection`; None when the connection is held.
+pub fn send_on(
+    core: &Core,
+    connection: &RefCell<dyn Pump>,
+    message: Message,
+) -> Option<Poll<Result<(), Ending>>> {
+    with_shared(connection, |shared| {
+        shared.unsent = Some(message);
+        shared.resume_send(core)
+    })
+}
+
+/// The error of a call on a connection that another call holds (a bug).
+fn connection_in_use() -> mlua::Error {
+    mlua::Error::runtime("websocket: the connection is in use by another call")
 }
 
 /// The core drives a connection whenever its waker fires, whether or not Lua waits on it.
@@ -179,6 +284,10 @@ impl Pump for Shared {
 
     fn is_closing(&self) -> bool {
         self.connection.state() == State::Closing
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
@@ -377,90 +486,26 @@ impl NonBlockingConnection {
         self.shared.borrow_mut().connecting = None;
     }
 
-    /// `step_first`: when nothing is there yet, step the core once and look again, if such
-    /// steps found something lately. Lua asks for it when this coroutine would watch the
-    /// doorbell anyway: a busy connection's next message is usually in the kernel already,
-    /// and one call then finds it (an echo's never is: copas' select waits for it).
+    /// `receive_on` this connection, as Lua values.
     fn receive(&mut self, lua: &Lua, step_first: bool) -> mlua::Result<MultiValue> {
-        let outcome = match self.poll_receive() {
-            Poll::Pending if step_first && self.core.first_steps.worth_trying() => {
-                // No borrow of the connection is held here: the step drives it.
-                self.core.step();
-                let found = self.shared.borrow().readiness.is_raised();
-                self.core.first_steps.record(found);
-                if found {
-                    self.poll_receive()
-                } else {
-                    Poll::Pending
-                }
-            }
-            outcome => outcome,
-        };
-        match outcome {
-            Poll::Pending => pending().into_lua_multi(lua),
-            Poll::Ready(outcome) => results::received(lua, outcome),
+        match receive_on(&self.core, &*self.shared, step_first) {
+            None => Err(connection_in_use()),
+            Some(Poll::Pending) => pending().into_lua_multi(lua),
+            Some(Poll::Ready(outcome)) => results::received(lua, outcome),
         }
-    }
-
-    /// A message read ahead, else what the connection has now; a close under way (started
-    /// by server:close()) is what a receive waits for.
-    fn poll_receive(&mut self) -> Poll<Result<Received, Ending>> {
-        let _runtime = self.core.enter();
-        let mut shared = self.shared.borrow_mut();
-        shared.readiness.lower();
-        let outcome = match shared.inbox.pop_front() {
-            Some(message) => Poll::Ready(Ok(message)),
-            None => {
-                shared.drive_connection();
-                match (shared.inbox.pop_front(), shared.ended.take()) {
-                    (Some(message), ended) => {
-                        shared.ended = ended;
-                        Poll::Ready(Ok(message))
-                    }
-                    (None, Some(ending)) => Poll::Ready(Err(ending)),
-                    (None, None) if shared.connection.state() == State::Closed => {
-                        Poll::Ready(Err(Ending::unclean(1006, "wrong state")))
-                    }
-                    (None, None) => Poll::Pending,
-                }
-            }
-        };
-        shared.settle(&self.core);
-        outcome
     }
 
     fn send(&mut self, lua: &Lua, payload: Value, opcode: Value) -> mlua::Result<MultiValue> {
         let message = message_to_send(payload, opcode)?;
-        self.shared.borrow_mut().unsent = Some(message);
-        self.resume_send(lua)
+        match send_on(&self.core, &*self.shared, message) {
+            None => Err(connection_in_use()),
+            Some(outcome) => sent_values(lua, outcome),
+        }
     }
 
     fn resume_send(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
-        let _runtime = self.core.enter();
-        let mut guard = self.shared.borrow_mut();
-        let shared = &mut *guard;
-        if let Some(ending) = &shared.ended {
-            shared.unsent = None;
-            return results::sent(lua, Err(ending.clone()));
-        }
-        let mut cx = shared.readiness.poll_context();
-        let outcome = match shared.connection.poll_send(&mut cx, &mut shared.unsent) {
-            Poll::Pending => {
-                shared.send_waiting = true;
-                return pending().into_lua_multi(lua);
-            }
-            Poll::Ready(outcome) => outcome,
-        };
-        shared.send_waiting = false;
-        shared.flush_waiting = false;
-        if let Err(ending) = &outcome {
-            // A broken connection: the next receive reports the same ending.
-            if shared.opened && shared.ended.is_none() && !shared.end_reported {
-                shared.ended = Some(ending.clone());
-            }
-        }
-        shared.settle(&self.core);
-        results::sent(lua, outcome)
+        let outcome = self.shared.borrow_mut().resume_send(&self.core);
+        sent_values(lua, outcome)
     }
 
     fn close(&mut self, lua: &Lua, code: Value, reason: Value) -> mlua::Result<MultiValue> {
@@ -529,6 +574,14 @@ impl NonBlockingConnection {
             return State::Closed.name();
         }
         shared.connection.state().name()
+    }
+}
+
+/// A send's outcome as Lua values.
+fn sent_values(lua: &Lua, outcome: Poll<Result<(), Ending>>) -> mlua::Result<MultiValue> {
+    match outcome {
+        Poll::Pending => pending().into_lua_multi(lua),
+        Poll::Ready(outcome) => results::sent(lua, outcome),
     }
 }
 

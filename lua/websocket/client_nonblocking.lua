@@ -10,6 +10,10 @@ local results = require'websocket.results'
 local setmetatable = setmetatable
 
 local PENDING = native.PENDING
+-- C functions for the usual receive and send; they answer false for anything else, and the
+-- handle's method then does the call (and words any error).
+local native_receive = native.receive
+local native_send = native.send
 local raise_bad_argument = results.raise_bad_argument
 local wait = wait_module.wait
 local would_step = wait_module.would_step
@@ -19,8 +23,17 @@ local now = wait_module.now
 local DEFAULT_CLOSE_WAIT = 3
 
 local HANDLE = client_object.HANDLE
--- The timeout sits under a key no program can name, like the handle.
+-- The timeout and the handle's id sit under keys no program can name, like the handle.
 local TIMEOUT = {}
+local ID = {}
+
+local function receive_once(self, handle, stepped)
+  local message, opcode, was_clean, code, reason = native_receive(self[ID], stepped)
+  if message == false then
+    return handle:receive(stepped)
+  end
+  return message, opcode, was_clean, code, reason
+end
 
 local function deadline_of(client, default)
   local timeout = client[TIMEOUT] or default
@@ -50,7 +63,7 @@ function methods:receive()
   local handle = self[HANDLE]
   -- Told to, the native receive steps the core once when nothing is there yet.
   local stepped = would_step()
-  local message, opcode, was_clean, code, reason = handle:receive(stepped)
+  local message, opcode, was_clean, code, reason = receive_once(self, handle, stepped)
   if message == PENDING then
     local timeout = self[TIMEOUT]
     local deadline = timeout and now() + timeout
@@ -60,7 +73,7 @@ function methods:receive()
         return nil, nil, false, 1006, 'timeout'
       end
       stepped = would_step()
-      message, opcode, was_clean, code, reason = handle:receive(stepped)
+      message, opcode, was_clean, code, reason = receive_once(self, handle, stepped)
     until message ~= PENDING
   end
   if message then
@@ -71,7 +84,10 @@ end
 
 function methods:send(message, opcode)
   local handle = self[HANDLE]
-  local ok, was_clean, code, reason = handle:send(message, opcode)
+  local ok, was_clean, code, reason = native_send(self[ID], message, opcode)
+  if ok == false then
+    ok, was_clean, code, reason = handle:send(message, opcode)
+  end
   if ok == PENDING then
     local deadline = deadline_of(self)
     repeat
@@ -137,6 +153,7 @@ function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
   fields = fields or {}
   -- false, not nil: a key the table has is found without the metatable's __index.
   fields[TIMEOUT] = timeout or false
+  fields[ID] = handle:id()
   return client_object.new(handle, metatable, fields)
 end
 
