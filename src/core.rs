@@ -17,6 +17,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -28,6 +29,34 @@ use tokio::runtime::{Builder, EnterGuard, Runtime};
 use crate::doorbell::Doorbell;
 use crate::reactor_fd;
 use crate::ready::{RaisedQueue, Readiness};
+
+/// Hashes the handle ids the core's maps are keyed by: ids are ours (a counter), not a
+/// peer's, so a multiplication that spreads them over the hash's bits will do, at a
+/// fraction of the default hasher's cost (the map is looked up on every message).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: the golden ratio's multiple moves the id into the high bits.
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ById = BuildHasherDefault<IdHasher>;
+
+/// The pumps by handle id.
+type Pumps = HashMap<u64, Weak<RefCell<dyn Pump>>, ById>;
 
 /// A handle the core drives on its own when its waker fires (see the module comment).
 pub trait Pump {
@@ -126,7 +155,7 @@ pub struct Core {
     deadlines: RefCell<BTreeMap<DeadlineId, (Readiness, Audience)>>,
     next_deadline_id: Cell<u64>,
     /// What to drive when a handle's waker fires, by the handle's id.
-    pumps: RefCell<HashMap<u64, Weak<RefCell<dyn Pump>>>>,
+    pumps: RefCell<Pumps>,
     /// The pumps that need the core stepped even when no Lua call waits on them (server
     /// connections, clients with keepalive), until they end.
     served: RefCell<HashSet<u64>>,
@@ -171,7 +200,7 @@ impl Core {
             doorbell: RefCell::new(doorbell),
             deadlines: RefCell::new(BTreeMap::new()),
             next_deadline_id: Cell::new(0),
-            pumps: RefCell::new(HashMap::new()),
+            pumps: RefCell::new(HashMap::default()),
             served: RefCell::new(HashSet::new()),
             raised: RaisedQueue::default(),
             next_readiness_id: Cell::new(1),

@@ -1,4 +1,4 @@
-# Shared by bench/fanout.sh and bench/scale-out.sh. Sourced after scripts/lib/setup.sh.
+# Shared by bench/fanout.sh, bench/scale-out.sh and bench/compare.sh. Sourced after scripts/lib/setup.sh.
 
 # CPU time (ns) the processes in SERVERS (pids) have used so far, all threads together.
 servers_cpu_ns() {
