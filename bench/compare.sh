@@ -2,10 +2,12 @@
 # Benchmark (not a test): this checkout against another one (BASE: e.g. a git worktree of
 # an earlier commit) on the same machine, in alternating rounds so that a drift of the
 # machine falls on both alike. Per Lua of LUAS:
-#   - the copas echo server (examples/echo-server-copas.lua, on core 0) echoing COUNT
-#     SIZE-byte messages for tools/loadgen (core 1): server CPU per message, messages/s;
-#   - the sync and copas clients (bench/client.lua, core 0) echoing against plain
-#     tokio-tungstenite (core 1): client CPU per message, messages/s.
+#   - the copas echo server (examples/echo-server-copas.lua) echoing COUNT SIZE-byte
+#     messages for tools/loadgen: server CPU per message, messages/s;
+#   - the sync and copas clients (bench/client.lua) echoing against plain
+#     tokio-tungstenite: client CPU per message, messages/s.
+# Everything runs on core 0, as bench/run.sh's one-connection workloads do: on this kind of
+# VM a wake-up across cores costs more than the whole message.
 # Each row: medians of ROUNDS rounds with their spread, and this/base of every round.
 #   BASE=/tmp/base bash bench/compare.sh        LUAS=lua5.4 ROUNDS=5 COUNT=20000 SIZE=16
 set -euo pipefail
@@ -32,15 +34,15 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 field() { awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }'; }
 
-# Plain tokio-tungstenite's echo server for the clients, on core 1.
+# Plain tokio-tungstenite's echo server for the clients.
 ports=build/run/compare-plain.ports
 rm -f "$ports"
-TESTPEER_READ_BUFFER=4096 taskset -c 1 target/release/testpeer "$ports" >/dev/null 2>&1 &
+TESTPEER_READ_BUFFER=4096 taskset -c 0 target/release/testpeer "$ports" >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$ports" ] && break; sleep 0.1; done
 plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' "$ports")/echo"
 
-# The copas echo server of checkout $1 on Lua $2, on core 0; prints its pid and port.
+# The copas echo server of checkout $1 on Lua $2; prints its pid and port.
 start_server() {
   local port
   port=$(free_port)
@@ -54,7 +56,7 @@ start_server() {
 server_round() {
   local before output
   before=$(SERVERS=$1 servers_cpu_ns)
-  output=$(taskset -c 1 target/release/loadgen echo "ws://127.0.0.1:$2/" "$COUNT" "$SIZE")
+  output=$(taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$2/" "$COUNT" "$SIZE")
   awk -v ns="$(($(SERVERS=$1 servers_cpu_ns) - before))" -v n="$COUNT" -v rate="$(field messages/s <<<"$output")" \
     'BEGIN { printf "%.2f %s\n", ns / n / 1000, rate }'
 }

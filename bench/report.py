@@ -75,7 +75,10 @@ def main(results_path, peaks_path, idle_path):
             median_text, spread, ratio = "failed", "", ""
         if failed and numbers:
             spread += f" ({failed} failed)"
-        cpu = f"{statistics.median(cpu_per_message):,.0f}" if cpu_per_message else ""
+        cpu = ""
+        if cpu_per_message:
+            cpu_median = statistics.median(cpu_per_message)
+            cpu = f"{cpu_median:,.1f}" if cpu_median < 100 else f"{cpu_median:,.0f}"
         lines.append(f"| {workload} | {peer} | {median_text} | {spread} | {unit} | {ratio} "
                      f"| {cpu} |")
     lines += ["", "## Peak RSS of each server over its workloads", "",

@@ -56,7 +56,8 @@ measure() {
     if output=$("$@" 2>&1); then
       values+=("$(awk -v f="$field" '{ for (i = 1; i < NF; i++) if ($i == f) print $(i + 1) }' <<<"$output")")
       if [ -n "${SERVER_PID:-}" ]; then
-        cpu+=("$((($(cpu_ns "$SERVER_PID") - before) / 1000 / messages))")
+        cpu+=("$(awk -v ns="$(($(cpu_ns "$SERVER_PID") - before))" -v n="$messages" \
+          'BEGIN { printf "%.2f", ns / 1000 / n }')")
       fi
     else
       values+=("failed")
@@ -87,6 +88,17 @@ pids+=("$plain_server")
 until [ -s build/run/bench-plain.ports ]; do sleep 0.1; done
 plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain.ports)/echo"
 SERVER_PID=$plain_server server_workloads "tokio-tungstenite (plain Rust)" "$plain_url" 0
+# The same with the 4 KiB read buffer this project gives tungstenite (the default 128 KiB
+# is zero-filled before every read).
+rm -f build/run/bench-plain-4k.ports
+TESTPEER_READ_BUFFER=4096 taskset -c 0 target/release/testpeer build/run/bench-plain-4k.ports \
+  >/dev/null 2>&1 &
+plain_4k_server=$!
+pids+=("$plain_4k_server")
+until [ -s build/run/bench-plain-4k.ports ]; do sleep 0.1; done
+SERVER_PID=$plain_4k_server server_workloads "tokio-tungstenite, 4 KiB read buffer" \
+  "ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain-4k.ports)/echo" 0
+kill "$plain_4k_server" 2>/dev/null || true
 
 peers=()
 for lua in $LUAS; do peers+=("lua-websockets-rs/$lua"); done

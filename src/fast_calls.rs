@@ -137,33 +137,34 @@ unsafe fn not_here(state: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// The handle id in argument 1, if it is one.
-unsafe fn handle_id(state: *mut ffi::lua_State) -> Option<u64> {
+/// The handle id in argument 1, if it is one and the stack has room for the results.
+unsafe fn handle_to_serve(state: *mut ffi::lua_State) -> Option<u64> {
     let mut is_number = 0;
     let id = ffi::lua_tointegerx(state, 1, &mut is_number);
-    (is_number != 0 && id > 0).then_some(id as u64)
+    let room = ffi::lua_checkstack(state, 8) != 0;
+    (is_number != 0 && id > 0 && room).then_some(id as u64)
+}
+
+/// Pushes PENDING: the call would have to wait.
+unsafe fn push_pending(state: *mut ffi::lua_State) -> (c_int, bool) {
+    ffi::lua_pushlightuserdata(state, pending().0);
+    (1, true)
 }
 
 /// `receive(id, step_first)`: a connection's receive (see nonblocking::receive_on):
 /// `message, opcode`, `nil, nil, was_clean, code, reason`, PENDING, or false (not here).
 unsafe extern "C-unwind" fn receive(state: *mut ffi::lua_State) -> c_int {
-    let Some(id) = handle_id(state) else {
+    let Some(id) = handle_to_serve(state) else {
         return not_here(state);
     };
     let step_first = ffi::lua_toboolean(state, 2) != 0;
-    if ffi::lua_checkstack(state, 8) == 0 {
-        return not_here(state);
-    }
     let outcome = guarded(state, || {
         let core = core_of(state);
         receive_on(core, &*core.pump(id)?, step_first)
     });
     let (count, pushed) = match &outcome {
         None => return not_here(state),
-        Some(Poll::Pending) => {
-            ffi::lua_pushlightuserdata(state, pending().0);
-            (1, true)
-        }
+        Some(Poll::Pending) => push_pending(state),
         Some(Poll::Ready(Ok(message))) => {
             let pushed = push_bytes(state, &message.payload);
             if pushed {
@@ -231,12 +232,9 @@ unsafe fn usual_message(state: *mut ffi::lua_State) -> Option<Message> {
 /// `send(id, payload, opcode)`: a connection's send of the usual kind of message: `true`,
 /// `nil, was_clean, code, reason`, PENDING, or false (not here).
 unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
-    let Some(id) = handle_id(state) else {
+    let Some(id) = handle_to_serve(state) else {
         return not_here(state);
     };
-    if ffi::lua_checkstack(state, 8) == 0 {
-        return not_here(state);
-    }
     let outcome = guarded(state, || {
         let message = usual_message(state)?;
         let core = core_of(state);
@@ -244,10 +242,7 @@ unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
     });
     let (count, pushed) = match &outcome {
         None => return not_here(state),
-        Some(Poll::Pending) => {
-            ffi::lua_pushlightuserdata(state, pending().0);
-            (1, true)
-        }
+        Some(Poll::Pending) => push_pending(state),
         Some(Poll::Ready(Ok(()))) => {
             ffi::lua_pushboolean(state, 1);
             (1, true)
