@@ -87,3 +87,27 @@ print('collected')]])
     assert.matches('collected', output)
   end)
 end)
+
+describe('loading the library', function()
+  it('starts no core until a client or server is made, so a program may fork after it', function()
+    -- The epoll instances of the process (a core has four) after loading, then after a
+    -- copas server started.
+    local output, status = run_script([[
+local function epolls()
+  local listing = io.popen('ls -l /proc/' .. io.open('/proc/self/stat'):read('*l'):match('^%d+') .. '/fd')
+  local count = select(2, listing:read('*a'):gsub('eventpoll', ''))
+  listing:close()
+  return count
+end
+local websocket = require'websocket'
+require'websocket_native'
+print('loaded', epolls())
+websocket.server.copas.listen({ port = 0, interface = '127.0.0.1', default = function() end })
+print('listening', epolls())
+]], '')
+    assert.are.equal(0, status, output)
+    assert.matches('loaded\t0\n', output)
+    assert.is_nil(output:match('listening\t0\n'), output)
+    assert.matches('listening\t%d+\n', output)
+  end)
+end)

@@ -12,7 +12,6 @@
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-
 use std::task::Poll;
 
 use mlua::{ffi, Function, Lua};
@@ -41,7 +40,8 @@ unsafe fn core_of<'a>(state: *mut ffi::lua_State) -> &'a Core {
 unsafe fn guarded<T>(state: *mut ffi::lua_State, work: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(value) => value,
-        Err(_) => {
+        Err(panic) => {
+            drop(panic);
             ffi::lua_pushstring(state, c"websocket_native: internal error".as_ptr());
             ffi::lua_error(state)
         }
@@ -283,15 +283,23 @@ fn c_closure(lua: &Lua, core: &Rc<Core>, function: ffi::lua_CFunction) -> mlua::
     }
 }
 
-/// Adds the fast functions to the module's table.
-pub fn export(lua: &Lua, exports: &mlua::Table) -> mlua::Result<()> {
+/// `fast_functions()`: a table of the functions above that need the core (created now, if
+/// it was not): `any_raised`, `serving`, `step`, `receive`, `send`. Only the copas flavours
+/// ask for it, when they load: a program that loads the module and forks before using it
+/// gets a core of its own in each process.
+pub fn table(lua: &Lua) -> mlua::Result<mlua::Table> {
     let core = Core::of(lua)?;
-    exports.set("any_raised", c_closure(lua, &core, any_raised)?)?;
-    exports.set("serving", c_closure(lua, &core, serving)?)?;
-    exports.set("step", c_closure(lua, &core, step)?)?;
-    exports.set("receive", c_closure_pushing(lua, &core, receive)?)?;
-    exports.set("send", c_closure_pushing(lua, &core, send)?)?;
+    let functions = lua.create_table()?;
+    functions.set("any_raised", c_closure(lua, &core, any_raised)?)?;
+    functions.set("serving", c_closure(lua, &core, serving)?)?;
+    functions.set("step", c_closure(lua, &core, step)?)?;
+    functions.set("receive", c_closure_pushing(lua, &core, receive)?)?;
+    functions.set("send", c_closure_pushing(lua, &core, send)?)?;
+    Ok(functions)
+}
+
+/// `constant`, which needs no core.
+pub fn constant_function(lua: &Lua) -> mlua::Result<Function> {
     // SAFETY: a C function without upvalues.
-    exports.set("constant", unsafe { lua.create_c_function(constant)? })?;
-    Ok(())
+    unsafe { lua.create_c_function(constant) }
 }

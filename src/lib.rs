@@ -41,8 +41,12 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     exports.set("listen", lua.create_function(server::listen)?)?;
     exports.set("PENDING", nonblocking::pending())?;
-    // any_raised, serving, step: called on every message, so plain C functions.
-    fast_calls::export(lua, &exports)?;
+    // What the copas flavours call on every message, as plain C functions.
+    exports.set(
+        "fast_functions",
+        lua.create_function(|lua, ()| fast_calls::table(lua))?,
+    )?;
+    exports.set("constant", fast_calls::constant_function(lua)?)?;
     exports.set(
         "doorbell_fd",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.doorbell_fd()))?,

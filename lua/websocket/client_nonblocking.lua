@@ -12,8 +12,9 @@ local setmetatable = setmetatable
 local PENDING = native.PENDING
 -- C functions for the usual receive and send; they answer false for anything else, and the
 -- handle's method then does the call (and words any error).
-local native_receive = native.receive
-local native_send = native.send
+local fast = native.fast_functions()
+local native_receive = fast.receive
+local native_send = fast.send
 local raise_bad_argument = results.raise_bad_argument
 local wait = wait_module.wait
 local would_step = wait_module.would_step

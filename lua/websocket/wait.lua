@@ -25,12 +25,14 @@ local type = type
 local has_coxpcall, coxpcall = pcall(require, 'coxpcall')
 local copas_coroutine = has_coxpcall and coxpcall.running or coroutine_running
 
-local any_raised = native.any_raised
+local fast = native.fast_functions()
+
+local any_raised = fast.any_raised
 local is_paused = pause_module.is_paused
 local now = native.now
 local pause = pause_module.pause
-local serving = native.serving
-local step = native.step
+local serving = fast.serving
+local step = fast.step
 local take_raised = native.take_raised
 local wake = pause_module.wake
 
