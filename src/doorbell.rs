@@ -247,16 +247,7 @@ unsafe fn owned(fd: RawFd) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn readable(fd: RawFd) -> bool {
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, timeout 0.
-        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
-    }
+    use crate::reactor_fd::readable;
 
     #[test]
     fn rings_for_socket_data_until_drained() {
@@ -291,14 +282,13 @@ mod tests {
 
     #[test]
     fn rings_while_the_watched_reactor_holds_events_and_drains_without_a_wait() {
-        let reactor = Doorbell::new().unwrap();
+        let mut reactor = Doorbell::new().unwrap();
         let mut bell = Doorbell::new().unwrap();
         bell.watch_reactor(reactor.fd()).unwrap();
         let (mut writer, reader) = std::os::unix::net::UnixStream::pair().unwrap();
         // Sockets are the reactor's to watch now.
         bell.watch(reader.as_raw_fd()).unwrap();
         reactor.watch(reader.as_raw_fd()).unwrap();
-        let mut reactor = reactor;
         reactor.drain(); // the first edge: the socket is writable
         assert!(!readable(bell.fd()));
         std::io::Write::write_all(&mut writer, b"x").unwrap();

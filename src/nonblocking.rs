@@ -504,8 +504,10 @@ impl NonBlockingConnection {
     }
 
     fn resume_send(&mut self, lua: &Lua) -> mlua::Result<MultiValue> {
-        let outcome = self.shared.borrow_mut().resume_send(&self.core);
-        sent_values(lua, outcome)
+        match with_shared(&*self.shared, |shared| shared.resume_send(&self.core)) {
+            None => Err(connection_in_use()),
+            Some(outcome) => sent_values(lua, outcome),
+        }
     }
 
     fn close(&mut self, lua: &Lua, code: Value, reason: Value) -> mlua::Result<MultiValue> {
