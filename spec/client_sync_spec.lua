@@ -234,6 +234,30 @@ describe('sync client send', function()
     client:close()
   end)
 
+  it("words a bad argument at the program's line, like luaL_argerror", function()
+    -- send is a C function that hands what it does not serve to Lua: the error must
+    -- still name this file, not the library.
+    local client = connected_client(peers.rust('/echo'))
+    local ok, err = pcall(function() client:send(42) end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*client_sync_spec%.lua:%d+: bad argument #1 to 'send'", err)
+    ok, err = pcall(function() client:send('x', websocket.CLOSE) end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*client_sync_spec%.lua:%d+: bad argument #2 to 'send'", err)
+    client:close()
+  end)
+
+  it('serves receive and send as C functions kept on the client object', function()
+    local client = connected_client(peers.rust('/echo'))
+    assert.are.equal('function', type(rawget(client, 'receive')))
+    assert.are.equal('function', type(rawget(client, 'send')))
+    -- Called without the method syntax as well, as lua-websockets' methods may be.
+    local send, receive = client.send, client.receive
+    assert.is_true(send(client, 'plain call'))
+    assert.are.same({ 'plain call', websocket.TEXT }, { receive(client) })
+    client:close()
+  end)
+
   it('raises for an opcode it cannot send', function()
     local client = connected_client(peers.rust('/echo'))
     assert.has_error(function() client:send('x', websocket.CLOSE) end,

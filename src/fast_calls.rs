@@ -10,17 +10,14 @@
 //! rest they answer false, and Lua makes the full method call.
 
 use std::ffi::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::task::Poll;
 
 use mlua::{ffi, Function, Lua};
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
-use crate::connection::Ending;
 use crate::core::Core;
 use crate::nonblocking::{pending, receive_on, send_on};
-use crate::options::{BINARY, TEXT};
+use crate::raw_calls::{guarded, push_received, push_sent, usual_message};
 
 /// The core a function's first upvalue points at.
 ///
@@ -30,22 +27,6 @@ use crate::options::{BINARY, TEXT};
 /// function that could call this.
 unsafe fn core_of<'a>(state: *mut ffi::lua_State) -> &'a Core {
     &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const Core)
-}
-
-/// Runs `work`; a panic (a bug) becomes a Lua error instead of unwinding into Lua's C.
-///
-/// # Safety
-/// `state` is the calling Lua state, and the caller keeps no Rust value that needs dropping
-/// alive across this call (lua_error does not return, it jumps).
-unsafe fn guarded<T>(state: *mut ffi::lua_State, work: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(work)) {
-        Ok(value) => value,
-        Err(panic) => {
-            drop(panic);
-            ffi::lua_pushstring(state, c"websocket_native: internal error".as_ptr());
-            ffi::lua_error(state)
-        }
-    }
 }
 
 /// `any_raised()`: whether a step has work without waiting (see Core::any_raised). Extra
@@ -110,25 +91,6 @@ unsafe extern "C-unwind" fn constant(state: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// The helper every closure below keeps as its second upvalue: pushes the string of
-/// `length` bytes at `pointer` (its arguments). Called under lua_pcall, so that a memory
-/// error comes back as a status instead of jumping over the Rust frames that own the bytes.
-unsafe extern "C-unwind" fn push_string(state: *mut ffi::lua_State) -> c_int {
-    let pointer = ffi::lua_touserdata(state, 1) as *const std::ffi::c_char;
-    let length = ffi::lua_tointeger(state, 2) as usize;
-    ffi::lua_pushlstring(state, pointer, length);
-    1
-}
-
-/// Pushes `bytes` as a Lua string; false when Lua ran out of memory (its error is pushed
-/// instead, for the caller to raise once nothing of Rust's is alive).
-unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) -> bool {
-    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
-    ffi::lua_pushlightuserdata(state, bytes.as_ptr() as *mut std::ffi::c_void);
-    ffi::lua_pushinteger(state, bytes.len() as ffi::lua_Integer);
-    ffi::lua_pcall(state, 2, 1, 0) == ffi::LUA_OK
-}
-
 /// What `receive` and `send` push when the handle is not theirs to serve (no connection of
 /// this core has that id, or a call on it is under way, or the arguments are not the usual
 /// ones): the caller then makes the full method call, which also words any error.
@@ -146,9 +108,9 @@ unsafe fn handle_to_serve(state: *mut ffi::lua_State) -> Option<u64> {
 }
 
 /// Pushes PENDING: the call would have to wait.
-unsafe fn push_pending(state: *mut ffi::lua_State) -> (c_int, bool) {
+unsafe fn push_pending(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_pushlightuserdata(state, pending().0);
-    (1, true)
+    1
 }
 
 /// `receive(id, step_first)`: a connection's receive (see nonblocking::receive_on):
@@ -162,71 +124,11 @@ unsafe extern "C-unwind" fn receive(state: *mut ffi::lua_State) -> c_int {
         let core = core_of(state);
         receive_on(core, &*core.pump(id)?, step_first)
     });
-    let (count, pushed) = match &outcome {
-        None => return not_here(state),
+    match outcome {
+        None => not_here(state),
         Some(Poll::Pending) => push_pending(state),
-        Some(Poll::Ready(Ok(message))) => {
-            let pushed = push_bytes(state, &message.payload);
-            if pushed {
-                let opcode = if message.is_text { TEXT } else { BINARY };
-                ffi::lua_pushinteger(state, opcode);
-            }
-            (2, pushed)
-        }
-        Some(Poll::Ready(Err(ending))) => (5, push_ending(state, ending, 2)),
-    };
-    drop(outcome);
-    finish(state, count, pushed)
-}
-
-/// Pushes `nil` `nils` times, then `was_clean, code, reason`; false as push_bytes.
-unsafe fn push_ending(state: *mut ffi::lua_State, ending: &Ending, nils: usize) -> bool {
-    for _ in 0..nils {
-        ffi::lua_pushnil(state);
+        Some(Poll::Ready(received)) => push_received(state, received),
     }
-    ffi::lua_pushboolean(state, c_int::from(ending.clean));
-    ffi::lua_pushinteger(state, ffi::lua_Integer::from(ending.code));
-    push_bytes(state, ending.reason.as_bytes())
-}
-
-/// Returns `count` results, or raises the memory error a push left on the stack.
-///
-/// # Safety
-/// Nothing of Rust's that needs dropping is alive in the caller (lua_error jumps).
-unsafe fn finish(state: *mut ffi::lua_State, count: c_int, pushed: bool) -> c_int {
-    if !pushed {
-        ffi::lua_error(state);
-    }
-    count
-}
-
-/// The message `send(id, payload, opcode)` asks for, when it is the usual kind: a string,
-/// TEXT (valid UTF-8) or BINARY. Anything else is for the full method to judge and word.
-unsafe fn usual_message(state: *mut ffi::lua_State) -> Option<Message> {
-    if ffi::lua_type(state, 2) != ffi::LUA_TSTRING {
-        return None;
-    }
-    let opcode = match ffi::lua_type(state, 3) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE => TEXT,
-        ffi::LUA_TNUMBER => {
-            let number = ffi::lua_tonumber(state, 3);
-            if number == TEXT as f64 {
-                TEXT
-            } else if number == BINARY as f64 {
-                BINARY
-            } else {
-                return None;
-            }
-        }
-        _ => return None,
-    };
-    let mut length = 0;
-    let pointer = ffi::lua_tolstring(state, 2, &mut length) as *const u8;
-    let bytes = Bytes::copy_from_slice(std::slice::from_raw_parts(pointer, length));
-    if opcode == BINARY {
-        return Some(Message::Binary(bytes));
-    }
-    Utf8Bytes::try_from(bytes).ok().map(Message::Text)
 }
 
 /// `send(id, payload, opcode)`: a connection's send of the usual kind of message: `true`,
@@ -240,34 +142,10 @@ unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
         let core = core_of(state);
         send_on(core, &*core.pump(id)?, message)
     });
-    let (count, pushed) = match &outcome {
-        None => return not_here(state),
+    match outcome {
+        None => not_here(state),
         Some(Poll::Pending) => push_pending(state),
-        Some(Poll::Ready(Ok(()))) => {
-            ffi::lua_pushboolean(state, 1);
-            (1, true)
-        }
-        Some(Poll::Ready(Err(ending))) => (4, push_ending(state, ending, 1)),
-    };
-    drop(outcome);
-    finish(state, count, pushed)
-}
-
-/// A C closure over `core` calling `function`, with push_string as its second upvalue.
-fn c_closure_pushing(
-    lua: &Lua,
-    core: &Rc<Core>,
-    function: ffi::lua_CFunction,
-) -> mlua::Result<Function> {
-    let pointer = Rc::as_ptr(core) as *mut std::ffi::c_void;
-    // SAFETY: pushes a light userdata, a C function and a closure over both on the stack
-    // exec_raw gave us.
-    unsafe {
-        lua.exec_raw((), |state| {
-            ffi::lua_pushlightuserdata(state, pointer);
-            ffi::lua_pushcclosure(state, push_string, 0);
-            ffi::lua_pushcclosure(state, function, 2);
-        })
+        Some(Poll::Ready(sent)) => push_sent(state, sent),
     }
 }
 
@@ -293,8 +171,8 @@ pub fn table(lua: &Lua) -> mlua::Result<mlua::Table> {
     functions.set("any_raised", c_closure(lua, &core, any_raised)?)?;
     functions.set("serving", c_closure(lua, &core, serving)?)?;
     functions.set("step", c_closure(lua, &core, step)?)?;
-    functions.set("receive", c_closure_pushing(lua, &core, receive)?)?;
-    functions.set("send", c_closure_pushing(lua, &core, send)?)?;
+    functions.set("receive", c_closure(lua, &core, receive)?)?;
+    functions.set("send", c_closure(lua, &core, send)?)?;
     Ok(functions)
 }
 

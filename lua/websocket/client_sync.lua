@@ -18,6 +18,8 @@ function methods:connect(url, protocol, ssl_params, request_headers)
   return results.connected(ok, protocol_or_err, headers)
 end
 
+-- `receive` and `send` are the native handle's C functions, kept on each client object
+-- (see below); these serve a program that calls them through the metatable's methods.
 function methods:receive()
   return self[HANDLE]:receive()
 end
@@ -25,6 +27,14 @@ end
 function methods:send(message, opcode)
   local ok, was_clean, code, reason = self[HANDLE]:send(message, opcode)
   raise_bad_argument(ok, was_clean)
+  return results.sent(ok, was_clean, code, reason)
+end
+
+-- What the native send declines (another opcode, a wrong argument), called from that C
+-- function: one level more between here and the program.
+local function send_declined(self, message, opcode)
+  local ok, was_clean, code, reason = self[HANDLE]:send(message, opcode)
+  raise_bad_argument(ok, was_clean, 4)
   return results.sent(ok, was_clean, code, reason)
 end
 
@@ -43,5 +53,6 @@ return function(opts)
   if handle == false then
     error(message, 2)
   end
-  return client_object.new(handle, client_metatable)
+  local receive, send = handle:fast_methods(send_declined)
+  return client_object.new(handle, client_metatable, { receive = receive, send = send })
 end

@@ -9,11 +9,11 @@ local error = error
 
 local results = {}
 
---- Raises `message` when `answer` is false (the native call's bad-argument answer).
-function results.raise_bad_argument(answer, message)
+--- Raises `message` when `answer` is false (the native call's bad-argument answer), at
+-- `level` (default 3: this function, the client method, the program's call).
+function results.raise_bad_argument(answer, message, level)
   if answer == false then
-    -- Level 3: this function, the client method, the program's call.
-    error(message, 3)
+    error(message, level or 3)
   end
 end
 
