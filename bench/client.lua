@@ -1,5 +1,6 @@
 --- Benchmark client (not a test): the sync or copas client echoes COUNT messages of SIZE
--- bytes one at a time and prints `messages/s N MB/s N`. The same file measures
+-- bytes one at a time and prints `messages/s N MB/s N`, then `cpu_us_per_message N` (the
+-- process's CPU time, user and kernel, over the echoes). The same file measures
 -- lua-websockets, whose API is the same, when LUA_PATH finds it first.
 -- usage: lua bench/client.lua sync|copas URL COUNT SIZE [binary]
 
@@ -10,10 +11,13 @@ local flavour, url, count, size = arg[1], arg[2], tonumber(arg[3]), tonumber(arg
 local opcode = arg[5] == 'binary' and websocket.BINARY or websocket.TEXT
 local payload = ('x'):rep(size)
 
+local cpu_started, cpu_used
+
 --- Connects, echoes, closes; returns the seconds the echoes took.
 local function echo_all()
   local client = websocket.client[flavour]({ timeout = 30 })
   assert(client:connect(url))
+  cpu_started = os.clock()
   local started = socket.gettime()
   for _ = 1, count do
     assert(client:send(payload, opcode))
@@ -21,6 +25,7 @@ local function echo_all()
     assert(#echoed == size)
   end
   local elapsed = socket.gettime() - started
+  cpu_used = os.clock() - cpu_started
   client:close()
   return elapsed
 end
@@ -46,3 +51,4 @@ else
   elapsed = echo_all()
 end
 print(('messages/s %.0f MB/s %.1f'):format(count / elapsed, 2 * count * size / elapsed / 1e6))
+print(('cpu_us_per_message %.2f'):format(cpu_used * 1e6 / count))

@@ -14,10 +14,12 @@
 # messages: the server is idle when a message comes and waits for it in copas' select, the
 # path every message of a native echo takes).
 # A second table does the same for whole client processes (tools/loadgen as plain Rust, and
-# bench/client.lua's sync and copas clients) against plain tokio-tungstenite's echo server.
+# bench/client.lua's sync and copas clients) against plain tokio-tungstenite's echo server,
+# paced, beside luasocket over plain TCP (bench/tcp-client.lua), the floor under them.
 # A third counts the system calls per message of a native run with perf's tracepoints
 # (when perf works here).
 #   bash bench/instructions.sh      LUAS="lua5.1 lua5.4 luajit" SIZE=16 SMALL=1000 LARGE=6000
+#   PARTS=clients bash bench/instructions.sh     (some of: servers clients syscalls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -29,6 +31,8 @@ LARGE=${LARGE:-6000}
 GAP_US=${GAP_US:-3000}
 PACED_SMALL=${PACED_SMALL:-200}
 PACED_LARGE=${PACED_LARGE:-1200}
+PARTS=${PARTS:-"servers clients syscalls"}
+wants() { [[ " $PARTS " == *" $1 "* ]]; }
 
 prepare_callgrind_bench
 cargo build --locked --release -q -p loadgen -p testpeer
@@ -102,6 +106,7 @@ measure_row() {
   echo "| $label | $back_to_back | $paced |"
 }
 
+if wants servers; then
 echo "| server ($SIZE-byte echo) | instructions per message, back to back | paced ($GAP_US µs apart) |"
 echo "|---|---|---|"
 start_plain_peer start_under_callgrind
@@ -117,29 +122,42 @@ for lua in $LUAS; do
   wait_port "$port"
   measure_row "lua-websockets-rs copas server ($lua)" echo "ws://127.0.0.1:$port/"
 done
+fi
 
 # Clients: instructions per message of a whole client process echoing against plain
-# tokio-tungstenite's echo server (the same two-run difference).
+# tokio-tungstenite's echo server (the same two-run difference), with each echo sent back
+# GAP_US after it came (TESTPEER_ECHO_DELAY_US): the client then always waits for its
+# answer, as it does natively (back to back, a client slowed down by valgrind finds the
+# answer already there now and then, and its count moves from run to run). The TCP rows
+# are the floor: luasocket sending a line and waiting for it, blocking and in copas.
 client_instructions() {
-  per_unit "$(callgrind_total "$@" "$SMALL" "$SIZE")" "$(callgrind_total "$@" "$LARGE" "$SIZE")" \
-    $((LARGE - SMALL))
+  per_unit "$(callgrind_total "$@" "$PACED_SMALL" "$SIZE")" \
+    "$(callgrind_total "$@" "$PACED_LARGE" "$SIZE")" $((PACED_LARGE - PACED_SMALL))
 }
+if wants clients; then
 echo
-echo "| client ($SIZE-byte echo) | instructions per message |"
+echo "| client ($SIZE-byte echo, answered $GAP_US µs later) | instructions per message |"
 echo "|---|---|"
+export TESTPEER_ECHO_DELAY_US=$GAP_US
 start_plain_peer start_native
+unset TESTPEER_ECHO_DELAY_US
+tcp_echo="127.0.0.1:$(sed -n 's/^tcpecho=//p' "$port_file")"
 echo "| tokio-tungstenite (plain Rust, tools/loadgen) | $(client_instructions target/release/loadgen echo "$plain_url") |"
+echo "| plain Rust over TCP, no WebSocket (tools/loadgen tcp-echo) | $(client_instructions target/release/loadgen tcp-echo "$tcp_echo") |"
 for lua in $LUAS; do
   use_rock "$lua"
   for flavour in sync copas; do
+    echo "| luasocket $flavour over TCP, no WebSocket ($lua) | $(client_instructions "$lua" bench/tcp-client.lua "$flavour" "$tcp_echo") |"
     echo "| lua-websockets-rs $flavour client ($lua) | $(client_instructions "$lua" bench/client.lua "$flavour" "$plain_url") |"
   done
 done
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+fi
 
 # System calls per echoed message of a native run, counted by perf's tracepoints.
 SYSCALLS="epoll_wait pselect6 recvfrom sendto"
+wants syscalls || exit 0
 if ! perf stat -e syscalls:sys_enter_epoll_wait true >/dev/null 2>&1; then
   echo "(no syscall table: perf cannot count tracepoints here)"
   exit 0

@@ -15,6 +15,8 @@ import subprocess
 import sys
 
 PLAIN = "tokio-tungstenite (plain Rust)"
+# Plain Rust on the TCP rows, where there is no WebSocket.
+PLAIN_PEERS = (PLAIN, "plain Rust (tokio)")
 
 
 def command_output(*command):
@@ -52,18 +54,20 @@ def read_results(path):
 def main(results_path, peaks_path, idle_path):
     rows = read_results(results_path)
     plain = {workload: statistics.median(numbers)
-             for workload, peer, _, numbers, _, _ in rows if peer == PLAIN and numbers}
+             for workload, peer, _, numbers, _, _ in rows if peer in PLAIN_PEERS and numbers}
     lines = ["# Benchmark results", "",
              "Written by `bash bench/run.sh` (with `LUA_WEBSOCKETS_DIR` set to a checkout of",
              "lua-websockets to include it). Three rounds per row; median, spread (min to max)",
              "and the ratio of the median to plain tokio-tungstenite on the same workload, in",
              "the same run. Single-connection workloads pin the server and the load generator",
-             "to core 0; many-connection workloads run the load on core 1. Server CPU per",
-             "message is the server process's CPU time (all threads, user and kernel) over a",
-             "round divided by the messages echoed, median of the rounds.", "",
+             "to core 0; many-connection workloads run the load on core 1. CPU per message is",
+             "the server process's CPU time (all threads, user and kernel) over a round divided",
+             "by the messages echoed, median of the rounds; for the client rows, the client's.",
+             "The TCP line echo rows (no WebSocket; plain Rust is tokio alone there) are the",
+             "floor under a client of each kind: what it costs to send a line and wait for it.", "",
              "## Machine", ""] + machine() + ["", "## Results", "",
              "| workload | peer | median | spread | unit | ratio to plain Rust "
-             "| server CPU µs/message |",
+             "| CPU µs/message |",
              "|---|---|---|---|---|---|---|"]
     for workload, peer, unit, numbers, failed, cpu_per_message in rows:
         if numbers:
@@ -85,16 +89,21 @@ def main(results_path, peaks_path, idle_path):
               "| server | peak RSS (MiB) |", "|---|---|"]
     lines += [f"| {peer} | {mib} |" for peer, mib in
               (line.rstrip("\n").split("\t") for line in open(peaks_path))]
-    lines += ["", "## 10,000 idle connections (copas server, Lua 5.4)", "", "```"]
-    lines += [line for line in open(idle_path).read().splitlines() if not line.startswith("==")]
-    lines += ["```", "", "## Commands", "",
+    idle = [line for line in open(idle_path).read().splitlines() if not line.startswith("==")]
+    if idle:
+        lines += ["", "## 10,000 idle connections (copas server, Lua 5.4)", "", "```"]
+        lines += idle + ["```"]
+    lines += ["", "## Commands", "",
               "- servers: `taskset -c 0 loadgen echo URL 20000 16` (and 1024), "
               "`loadgen echo URL 50 1048576 binary`, `loadgen echo URL 5 16777216 binary`, "
               "`taskset -c 1 loadgen many URL 100 200 64`, `loadgen many URL 1000 50 64`",
               "- copas servers: `examples/echo-server-copas.lua`; plain Rust: `tools/testpeer`",
-              "- clients: `taskset -c 0 lua bench/client.lua sync URL 20000 1024` and "
+              "- clients, against tools/testpeer with `TESTPEER_READ_BUFFER=4096`: "
+              "`taskset -c 0 lua bench/client.lua sync URL 20000 1024` and "
               "`sync URL 50 1048576 binary`, the same with `copas`; plain Rust "
-              "client: `loadgen echo` with the same counts",
+              "client: `loadgen echo` with the same counts; 16 B: 100,000 messages",
+              "- TCP line echo: `lua bench/tcp-client.lua sync|copas HOST:PORT 100000 16`, "
+              "`loadgen tcp-echo HOST:PORT 100000 16`, against testpeer's tcpecho port",
               "- keepalive rows: `examples/echo-server-copas.lua PORT 1` (a ping a second)",
               "- idle: `bash bench/idle-connections.sh`, then with `PING_INTERVAL=20 "
               "IDLE_SECONDS=45` (two keepalive rounds while idle)", ""]

@@ -6,11 +6,13 @@
 #
 #   bash bench/run.sh
 #   LUA_WEBSOCKETS_DIR=/tmp/lua-websockets bash bench/run.sh
+#   PARTS=clients bash bench/run.sh      (some of: servers clients idle; default all three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
 ROUNDS=${ROUNDS:-3}
 LUAS=${LUAS:-"lua5.1 lua5.4 luajit"}
+PARTS=${PARTS:-"servers clients idle"}
 
 ensure_system_packages
 ensure_rust
@@ -39,14 +41,18 @@ lua_env() {
   esac
 }
 
+# Whether part $1 is to run.
+wants() { [[ " $PARTS " == *" $1 "* ]]; }
+
 # CPU time (ns) process $1 has used so far, all its threads together.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ total += $1 } END { printf "%.0f", total }'; }
 
 # Peak RSS (MiB) of process $1 so far.
 peak_rss_mib() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' /proc/"$1"/status; }
 
-# One measurement: ROUNDS runs of `command`, each giving its field `field` and, when
-# SERVER_PID is set, the server's CPU time per message over `messages` messages.
+# One measurement: ROUNDS runs of `command`, each giving its field `field` and the CPU time
+# per message over `messages` messages: the server's when SERVER_PID is set, else the
+# command's own when it prints `cpu_us_per_message` (the clients, over their echoes only).
 measure() {
   local workload=$1 peer=$2 field=$3 messages=$4
   shift 4
@@ -58,6 +64,8 @@ measure() {
       if [ -n "${SERVER_PID:-}" ]; then
         cpu+=("$(awk -v ns="$(($(cpu_ns "$SERVER_PID") - before))" -v n="$messages" \
           'BEGIN { printf "%.2f", ns / 1000 / n }')")
+      elif grep -q '^cpu_us_per_message ' <<<"$output"; then
+        cpu+=("$(awk '/^cpu_us_per_message / { printf "%.2f", $2 }' <<<"$output")")
       fi
     else
       values+=("failed")
@@ -87,6 +95,13 @@ plain_server=$!
 pids+=("$plain_server")
 until [ -s build/run/bench-plain.ports ]; do sleep 0.1; done
 plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain.ports)/echo"
+peers=()
+for lua in $LUAS; do peers+=("lua-websockets-rs/$lua"); done
+if [ -n "${LUA_WEBSOCKETS_DIR:-}" ]; then
+  for lua in $LUAS; do [ "$lua" != lua5.4 ] && peers+=("lua-websockets/$lua"); done
+fi
+
+if wants servers; then
 SERVER_PID=$plain_server server_workloads "tokio-tungstenite (plain Rust)" "$plain_url" 0
 # The same with the 4 KiB read buffer this project gives tungstenite (the default 128 KiB
 # is zero-filled before every read).
@@ -100,11 +115,6 @@ SERVER_PID=$plain_4k_server server_workloads "tokio-tungstenite, 4 KiB read buff
   "ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-plain-4k.ports)/echo" 0
 kill "$plain_4k_server" 2>/dev/null || true
 
-peers=()
-for lua in $LUAS; do peers+=("lua-websockets-rs/$lua"); done
-if [ -n "${LUA_WEBSOCKETS_DIR:-}" ]; then
-  for lua in $LUAS; do [ "$lua" != lua5.4 ] && peers+=("lua-websockets/$lua"); done
-fi
 for peer in "${peers[@]}"; do
   lua=${peer#*/}
   port=$(free_port)
@@ -127,21 +137,50 @@ SERVER_PID=$server measure "echo 16 B" "$keepalive_peer" messages/s 20000 taskse
 SERVER_PID=$server measure "echo 1 KiB" "$keepalive_peer" messages/s 20000 taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$port/" 20000 1024
 SERVER_PID=$server measure "1,000 connections x 64 B" "$keepalive_peer" messages/s 50000 taskset -c 1 target/release/loadgen many "ws://127.0.0.1:$port/" 1000 50 64
 kill "$server" 2>/dev/null || true
+fi
 
-# Clients, all against the plain tokio-tungstenite server.
+# Clients, all against plain tokio-tungstenite with the 4 KiB read buffer, with their own
+# CPU per message. (Sharing core 0 with a server that zero-fills 128 KiB before each read
+# evicts the client's caches every message: a copas client's user time then doubles, which
+# says more about the server than the client.) Their floor: the same echo of 16-byte lines
+# over plain TCP (testpeer's tcpecho port), by plain Rust and by luasocket, blocking and in
+# copas: what a Lua client costs before any WebSocket work.
+if wants clients; then
+rm -f build/run/bench-client-peer.ports
+TESTPEER_READ_BUFFER=4096 taskset -c 0 target/release/testpeer build/run/bench-client-peer.ports \
+  >/dev/null 2>&1 &
+pids+=("$!")
+until [ -s build/run/bench-client-peer.ports ]; do sleep 0.1; done
+plain_url="ws://127.0.0.1:$(sed -n 's/^plain=//p' build/run/bench-client-peer.ports)/echo"
+tcp_echo="127.0.0.1:$(sed -n 's/^tcpecho=//p' build/run/bench-client-peer.ports)"
+measure "client echo 16 B" "tokio-tungstenite (plain Rust)" messages/s 100000 taskset -c 0 target/release/loadgen echo "$plain_url" 100000 16
 measure "client echo 1 KiB" "tokio-tungstenite (plain Rust)" messages/s 20000 taskset -c 0 target/release/loadgen echo "$plain_url" 20000 1024
 measure "client echo 1 MiB" "tokio-tungstenite (plain Rust)" MB/s 50 taskset -c 0 target/release/loadgen echo "$plain_url" 50 1048576 binary
+measure "client TCP line echo 16 B (no WebSocket)" "plain Rust (tokio)" messages/s 100000 taskset -c 0 target/release/loadgen tcp-echo "$tcp_echo" 100000 16
 for peer in "${peers[@]}"; do
   lua=${peer#*/}
   for flavour in sync copas; do
+    measure "client echo 16 B" "$peer $flavour client" messages/s 100000 \
+      bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/client.lua $flavour $plain_url 100000 16"
     measure "client echo 1 KiB" "$peer $flavour client" messages/s 20000 \
       bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/client.lua $flavour $plain_url 20000 1024"
     measure "client echo 1 MiB" "$peer $flavour client" MB/s 50 \
       bash -c "$(declare -f lua_env use_rock); LUA_WEBSOCKETS_DIR='${LUA_WEBSOCKETS_DIR:-}'; lua_env $peer; exec taskset -c 0 $lua bench/client.lua $flavour $plain_url 50 1048576 binary"
   done
 done
+for lua in $LUAS; do
+  for flavour in sync copas; do
+    measure "client TCP line echo 16 B (no WebSocket)" "luasocket ($lua) $flavour" messages/s 100000 \
+      bash -c "$(declare -f use_rock); use_rock $lua; exec taskset -c 0 $lua bench/tcp-client.lua $flavour $tcp_echo 100000 16"
+  done
+done
 
-bash bench/idle-connections.sh >build/run/bench-idle.txt 2>&1 || true
-PING_INTERVAL=20 IDLE_SECONDS=45 bash bench/idle-connections.sh >>build/run/bench-idle.txt 2>&1 || true
+fi
+
+: >build/run/bench-idle.txt
+if wants idle; then
+  bash bench/idle-connections.sh >build/run/bench-idle.txt 2>&1 || true
+  PING_INTERVAL=20 IDLE_SECONDS=45 bash bench/idle-connections.sh >>build/run/bench-idle.txt 2>&1 || true
+fi
 python3 bench/report.py "$results" "$peaks" build/run/bench-idle.txt >bench/RESULTS.md
 echo "wrote bench/RESULTS.md"

@@ -231,6 +231,7 @@ async fn timed_round_trips(
 ) -> Result<(), Failure> {
     let gap = echo_gap()?;
     let mut round_trips = Vec::with_capacity(count);
+    let cpu_started = cpu_ns();
     let started = Instant::now();
     for _ in 0..count {
         if let Some(gap) = gap {
@@ -240,8 +241,22 @@ async fn timed_round_trips(
         round_trip().await?;
         round_trips.push(sent.elapsed());
     }
+    let cpu_used = cpu_ns().zip(cpu_started).map(|(now, then)| now - then);
     print_echo_summary(started, round_trips, size);
+    if let Some(cpu_used) = cpu_used {
+        // The same figure bench/client.lua prints, over the echoes only (not the start).
+        println!(
+            "cpu_us_per_message {:.2}",
+            cpu_used as f64 / 1e3 / count.max(1) as f64
+        );
+    }
     Ok(())
+}
+
+/// Nanoseconds this thread (the runtime's only one) has run on a CPU, user and kernel.
+fn cpu_ns() -> Option<u64> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 /// Messages and megabytes per second since `started`, and the round trips' median, 99th

@@ -25,6 +25,11 @@
 //! given as further arguments, `tls`. Connections that end in an error are logged only with
 //! `TESTPEER_VERBOSE` set: the specs end them in every way there is on purpose.
 //! `TESTPEER_READ_BUFFER` sets tungstenite's read buffer size (bench/instructions.sh).
+//!
+//! For the benchmarks' clients, a `tcpecho` port echoes lines over plain TCP (no WebSocket),
+//! and `TESTPEER_ECHO_DELAY_US` makes every echo (WebSocket and TCP) wait that many
+//! microseconds first: a client under valgrind then always waits for its answer, as it
+//! does when it runs natively (bench/instructions.sh).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +75,10 @@ async fn main() -> Result<(), Failure> {
     // Accepts connections into its backlog and never reads them: a handshake that hangs.
     let silent = TcpListener::bind("127.0.0.1:0").await?;
     ports += &format!("silent={}\n", silent.local_addr()?.port());
+
+    let tcp_echo = TcpListener::bind("127.0.0.1:0").await?;
+    ports += &format!("tcpecho={}\n", tcp_echo.local_addr()?.port());
+    tokio::spawn(serve_tcp_echo(tcp_echo));
 
     let hangup = TcpListener::bind("127.0.0.1:0").await?;
     ports += &format!("hangup={}\n", hangup.local_addr()?.port());
@@ -275,11 +284,44 @@ async fn behave<S: AsyncRead + AsyncWrite + Unpin>(
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
 ) -> Result<(), Failure> {
+    let delay = echo_delay();
     while let Some(message) = ws.next().await {
         // Close replies and pongs are sent by tungstenite itself.
         if let message @ (Message::Text(_) | Message::Binary(_)) = message? {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
             ws.send(message).await?;
         }
     }
     Ok(())
+}
+
+/// `TESTPEER_ECHO_DELAY_US`, when set.
+fn echo_delay() -> Option<Duration> {
+    let micros = std::env::var("TESTPEER_ECHO_DELAY_US").ok()?.parse().ok()?;
+    Some(Duration::from_micros(micros))
+}
+
+/// Echoes lines over plain TCP, each connection in a task of its own.
+async fn serve_tcp_echo(listener: TcpListener) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let delay = echo_delay();
+    while let Ok((tcp, _)) = listener.accept().await {
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            let (reading, mut writing) = tcp.into_split();
+            let mut lines = BufReader::new(reading);
+            let mut line = Vec::new();
+            while matches!(lines.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                if writing.write_all(&line).await.is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
 }
