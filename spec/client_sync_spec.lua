@@ -284,6 +284,27 @@ describe('sync client against a peer that stops reading', function()
     assert.are.equal('OPEN', client.state)
   end)
 
+  it('times out small sends too once the socket is full, and stays OPEN', function()
+    -- Small messages are framed by the library and written straight to the socket: the
+    -- one that meets a nearly full socket is taken in part, and waiting for room for its
+    -- rest is what times out.
+    local client = connected_client(peers.rust('/stall'), { timeout = 0.2 })
+    local chunk = ('y'):rep(16 * 1024)
+    local ok, was_clean, code, reason
+    local sent = 0
+    for _ = 1, 100000 do
+      ok, was_clean, code, reason = client:send(chunk, websocket.BINARY)
+      if not ok then
+        break
+      end
+      sent = sent + 1
+    end
+    assert.is_nil(ok)
+    assert.is_true(sent > 0)
+    assert.are.same({ false, 1006, 'timeout' }, { was_clean, code, reason })
+    assert.are.equal('OPEN', client.state)
+  end)
+
   it('bounds close by the timeout when the peer never answers', function()
     local client = connected_client(peers.rust('/stall'), { timeout = 0.2 })
     assert.are.same({ false, 1006, 'timeout' }, { client:close() })

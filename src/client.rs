@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::call_timer::CallTimer;
 use crate::client_fast;
 use crate::connection::{
-    Accepted, ConnectError, ConnectRequest, Connection, Ending, Received, DEFAULT_CLOSE_WAIT,
+    self, Accepted, ConnectError, ConnectRequest, Connection, Ending, Received, DEFAULT_CLOSE_WAIT,
 };
 use crate::core::Core;
 use crate::options::{
@@ -29,6 +29,7 @@ use crate::options::{
 };
 use crate::results;
 use crate::socket_error::TIMEOUT;
+use crate::transport::FrameWrite;
 
 /// A sync client's connection and what its calls need.
 pub struct SyncCalls {
@@ -79,6 +80,23 @@ impl SyncCalls {
         self.last_receive_was_at_hand = !waited;
         // On a timeout the connection stays open: a later receive goes on reading.
         outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
+    }
+
+    /// Sends a TEXT (`is_text`) or BINARY message of `payload`: written straight to the
+    /// socket when it takes it at once (no copy into a message), else as `send` does.
+    pub fn send_payload(&mut self, payload: &[u8], is_text: bool) -> Result<(), Ending> {
+        match self.connection.try_write_data(payload, is_text, true) {
+            FrameWrite::Written => Ok(()),
+            FrameWrite::Partly => {
+                let flushing = self.connection.flush();
+                let outcome = self.timer.run(&self.core, self.timeout, flushing, true);
+                outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
+            }
+            FrameWrite::Refused => match connection::data_message(payload, is_text) {
+                Some(message) => self.send(message),
+                None => Err(connection::not_utf8()),
+            },
+        }
     }
 
     pub fn send(&mut self, message: Message) -> Result<(), Ending> {

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use mlua::{ffi, AnyUserData, Function, Lua};
 
 use crate::client::SyncCalls;
-use crate::raw_calls::{guarded, push_received, push_sent, usual_message};
+use crate::raw_calls::{guarded, push_received, push_sent, usual_payload};
 
 /// The calls of the closure's client.
 ///
@@ -57,10 +57,10 @@ unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
         return send_declined(state);
     }
     let outcome = guarded(state, || {
-        let message = usual_message(state)?;
+        let (payload, is_text) = usual_payload(state)?;
         let calls = calls_of(state);
         let mut calls = calls.try_borrow_mut().ok()?;
-        Some(calls.send(message))
+        Some(calls.send_payload(payload, is_text))
     });
     match outcome {
         Some(sent) => push_sent(state, sent),

@@ -16,11 +16,12 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::address::Address;
 use crate::batched_read::BatchedRead;
+use crate::data_frame;
 use crate::keepalive::{Due, Keepalive, KeepaliveSettings};
 use crate::resolve::resolve;
 use crate::socket_error::{describe_io, TIMEOUT};
@@ -43,6 +44,22 @@ pub fn encode_server_frame(message: &Message) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(frame.len());
     frame.format(&mut bytes).ok()?;
     Some(bytes)
+}
+
+/// A TEXT (`is_text`) or BINARY message of a copy of `payload`; None for TEXT that is not
+/// UTF-8 (callers check that first: see `not_utf8`).
+pub fn data_message(payload: &[u8], is_text: bool) -> Option<Message> {
+    let bytes = Bytes::copy_from_slice(payload);
+    Some(if is_text {
+        Message::Text(Utf8Bytes::try_from(bytes).ok()?)
+    } else {
+        Message::Binary(bytes)
+    })
+}
+
+/// What a send of TEXT that is not UTF-8 answers where its caller should have checked.
+pub fn not_utf8() -> Ending {
+    Ending::unclean(1006, "TEXT message is not valid UTF-8")
 }
 
 /// What a failed keepalive reports (RFC 6455 has no code for it: 1006, as for a lost peer).
@@ -322,6 +339,26 @@ impl Connection {
             Ok(()) => Poll::Ready(Ok(())),
             Err(err) => Poll::Ready(Err(self.fail(cx, err))),
         }
+    }
+
+    /// Writes a TEXT or BINARY message of `payload` (framed by data_frame.rs, masked when
+    /// `masked`: a client's) straight to the socket when it takes it now and nothing else
+    /// waits to be written; OPEN only. Refused otherwise, and for a payload above
+    /// data_frame::MAX_DIRECT_PAYLOAD: then send it as a message.
+    pub fn try_write_data(&mut self, payload: &[u8], is_text: bool, masked: bool) -> FrameWrite {
+        let Ok(stream) = self.open_stream() else {
+            return FrameWrite::Refused;
+        };
+        let transport = stream.get_mut();
+        data_frame::with_data_frame(payload, is_text, masked, |frame| {
+            transport.try_write_frame(frame)
+        })
+        .unwrap_or(FrameWrite::Refused)
+    }
+
+    /// Writes out whatever waits to be written (a frame's rest, tungstenite's buffer).
+    pub async fn flush(&mut self) -> Result<(), Ending> {
+        poll_fn(|cx| self.poll_send(cx, &mut None)).await
     }
 
     /// Writes `frame` (from `encode_server_frame`) straight to the socket when it takes it

@@ -16,8 +16,8 @@ use std::task::Poll;
 use mlua::{ffi, Function, Lua};
 
 use crate::core::Core;
-use crate::nonblocking::{pending, receive_on, send_on};
-use crate::raw_calls::{guarded, push_received, push_sent, usual_message};
+use crate::nonblocking::{pending, receive_on, send_payload_on};
+use crate::raw_calls::{guarded, push_received, push_sent, usual_payload};
 
 /// The core a function's first upvalue points at.
 ///
@@ -138,9 +138,9 @@ unsafe extern "C-unwind" fn send(state: *mut ffi::lua_State) -> c_int {
         return not_here(state);
     };
     let outcome = guarded(state, || {
-        let message = usual_message(state)?;
+        let (payload, is_text) = usual_payload(state)?;
         let core = core_of(state);
-        send_on(core, &*core.pump(id)?, message)
+        send_payload_on(core, &*core.pump(id)?, payload, is_text)
     });
     match outcome {
         None => not_here(state),

@@ -11,6 +11,7 @@ mod client_fast;
 mod cluster;
 mod connection;
 mod core;
+mod data_frame;
 mod doorbell;
 mod fast_calls;
 pub mod http_head;

@@ -61,6 +61,8 @@ struct Shared {
     ended: Option<Ending>,
     /// The doorbell's deadline for the keepalive timer, while there is one.
     keepalive_alarm: Option<(tokio::time::Instant, DeadlineId)>,
+    /// A client's connection: its frames are masked.
+    is_client: bool,
     /// Whether the connection was ever open, and whether its end was reported.
     opened: bool,
     end_reported: bool,
@@ -259,6 +261,41 @@ pub fn send_on(
     })
 }
 
+/// A send of a TEXT (`is_text`) or BINARY message of `payload` on `connection`: written
+/// straight to the socket when nothing else waits to be written and the socket takes it
+/// at once (no copy into a message), else as `send_on`. None when the connection is held.
+pub fn send_payload_on(
+    core: &Core,
+    connection: &RefCell<dyn Pump>,
+    payload: &[u8],
+    is_text: bool,
+) -> Option<Poll<Result<(), Ending>>> {
+    with_shared(connection, |shared| {
+        let idle = shared.ended.is_none()
+            && shared.unsent.is_none()
+            && !shared.send_waiting
+            && !shared.flush_waiting;
+        let written = if idle {
+            let masked = shared.is_client;
+            shared.connection.try_write_data(payload, is_text, masked)
+        } else {
+            FrameWrite::Refused
+        };
+        match written {
+            FrameWrite::Written => Poll::Ready(Ok(())),
+            // The rest of the frame goes out with a flush, which may wait for room.
+            FrameWrite::Partly => shared.resume_send(core),
+            FrameWrite::Refused => match connection::data_message(payload, is_text) {
+                Some(message) => {
+                    shared.unsent = Some(message);
+                    shared.resume_send(core)
+                }
+                None => Poll::Ready(Err(connection::not_utf8())),
+            },
+        }
+    })
+}
+
 /// The error of a call on a connection that another call holds (a bug).
 fn connection_in_use() -> mlua::Error {
     mlua::Error::runtime("websocket: the connection is in use by another call")
@@ -389,6 +426,8 @@ impl NonBlockingConnection {
             read_parked_at: None,
             ended: None,
             keepalive_alarm: None,
+            // A server's connections come open; a client's opens with its connect.
+            is_client: !opened,
             opened,
             end_reported: false,
             on_end: None,

@@ -9,7 +9,7 @@ use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mlua::ffi;
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::connection::{Ending, Received};
 use crate::options::{BINARY, TEXT};
@@ -30,20 +30,22 @@ pub unsafe fn guarded<T>(state: *mut ffi::lua_State, work: impl FnOnce() -> T) -
     }
 }
 
-/// The message a `send` asks for (payload in argument 2, opcode in 3), when it is the
-/// usual kind: a string, TEXT (valid UTF-8) or BINARY. Anything else is for the full method to judge and word.
-pub unsafe fn usual_message(state: *mut ffi::lua_State) -> Option<Message> {
+/// The payload a `send` asks for (argument 2) and whether it goes as TEXT (opcode in
+/// argument 3), when it is the usual kind: a string, TEXT (valid UTF-8) or BINARY. Anything
+/// else is for the full method to judge and word. The bytes are the Lua string's own: valid
+/// while it stays on the stack, during the call.
+pub unsafe fn usual_payload<'a>(state: *mut ffi::lua_State) -> Option<(&'a [u8], bool)> {
     if ffi::lua_type(state, 2) != ffi::LUA_TSTRING {
         return None;
     }
-    let opcode = match ffi::lua_type(state, 3) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE => TEXT,
+    let is_text = match ffi::lua_type(state, 3) {
+        ffi::LUA_TNIL | ffi::LUA_TNONE => true,
         ffi::LUA_TNUMBER => {
             let number = ffi::lua_tonumber(state, 3);
             if number == TEXT as f64 {
-                TEXT
+                true
             } else if number == BINARY as f64 {
-                BINARY
+                false
             } else {
                 return None;
             }
@@ -52,11 +54,11 @@ pub unsafe fn usual_message(state: *mut ffi::lua_State) -> Option<Message> {
     };
     let mut length = 0;
     let pointer = ffi::lua_tolstring(state, 2, &mut length) as *const u8;
-    let bytes = Bytes::copy_from_slice(std::slice::from_raw_parts(pointer, length));
-    if opcode == BINARY {
-        return Some(Message::Binary(bytes));
+    let bytes = std::slice::from_raw_parts(pointer, length);
+    if is_text && std::str::from_utf8(bytes).is_err() {
+        return None;
     }
-    Utf8Bytes::try_from(bytes).ok().map(Message::Text)
+    Some((bytes, is_text))
 }
 
 thread_local! {

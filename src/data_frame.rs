@@ -1,0 +1,125 @@
+//! Small TEXT and BINARY frames encoded here, straight from the caller's bytes (a Lua
+//! string), for a send that the socket takes at once (`Connection::try_write_data`): no
+//! copy into a message, no pass through tungstenite's writer, which would copy the payload
+//! twice more (into a message, then into its write buffer).
+
+use std::cell::RefCell;
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
+/// Payloads up to this size are framed here; larger ones go through tungstenite (their
+/// copies cost little beside their writes, and the scratch buffer stays small).
+pub const MAX_DIRECT_PAYLOAD: usize = 16 * 1024;
+
+thread_local! {
+    /// One buffer for every connection of this thread: a frame lives in it only while one
+    /// write takes it (the rest of a partial write is copied out).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Calls `write` with the frame of one final TEXT (`is_text`) or BINARY message of
+/// `payload`, masked with a fresh random key when `masked` (a client's frame, RFC 6455
+/// 5.3). None when the payload is larger than MAX_DIRECT_PAYLOAD.
+pub fn with_data_frame<T>(
+    payload: &[u8],
+    is_text: bool,
+    masked: bool,
+    write: impl FnOnce(&[u8]) -> T,
+) -> Option<T> {
+    if payload.len() > MAX_DIRECT_PAYLOAD {
+        return None;
+    }
+    let data = if is_text { Data::Text } else { Data::Binary };
+    let header = FrameHeader {
+        opcode: OpCode::Data(data),
+        mask: masked.then(rand::random::<[u8; 4]>),
+        ..FrameHeader::default()
+    };
+    SCRATCH.with(|scratch| {
+        let mut frame = scratch.try_borrow_mut().ok()?;
+        frame.clear();
+        header.format(payload.len() as u64, &mut *frame).ok()?;
+        let start = frame.len();
+        frame.extend_from_slice(payload);
+        if let Some(mask) = header.mask {
+            apply_mask(&mut frame[start..], mask);
+        }
+        Some(write(&frame))
+    })
+}
+
+/// XORs `bytes` with `mask` repeated (RFC 6455 5.3), four bytes at a time.
+fn apply_mask(bytes: &mut [u8], mask: [u8; 4]) {
+    let key = u32::from_ne_bytes(mask);
+    let mut words = bytes.chunks_exact_mut(4);
+    for word in &mut words {
+        let masked = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]) ^ key;
+        word.copy_from_slice(&masked.to_ne_bytes());
+    }
+    for (byte, key_byte) in words.into_remainder().iter_mut().zip(mask) {
+        *byte ^= key_byte;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Bytes;
+
+    /// The frame tungstenite itself would write for the same message and mask.
+    fn tungstenite_frame(payload: &[u8], is_text: bool, mask: Option<[u8; 4]>) -> Vec<u8> {
+        let data = if is_text { Data::Text } else { Data::Binary };
+        let mut frame = Frame::message(Bytes::copy_from_slice(payload), OpCode::Data(data), true);
+        frame.header_mut().mask = mask;
+        let mut bytes = Vec::new();
+        frame.format(&mut bytes).expect("a frame");
+        bytes
+    }
+
+    #[test]
+    fn unmasked_frames_are_tungstenite_s_for_every_length_format() {
+        for length in [
+            0,
+            1,
+            125,
+            126,
+            127,
+            65_535.min(MAX_DIRECT_PAYLOAD),
+            MAX_DIRECT_PAYLOAD,
+        ] {
+            let payload = vec![b'a'; length];
+            for is_text in [true, false] {
+                let ours = with_data_frame(&payload, is_text, false, <[u8]>::to_vec);
+                assert_eq!(ours, Some(tungstenite_frame(&payload, is_text, None)));
+            }
+        }
+    }
+
+    #[test]
+    fn masked_frames_unmask_to_the_payload_with_the_key_they_carry() {
+        for length in [0, 1, 3, 4, 5, 125, 126, 1000, 1027] {
+            let payload: Vec<u8> = (0..length).map(|i| (i * 7) as u8).collect();
+            let frame = with_data_frame(&payload, false, true, <[u8]>::to_vec).expect("framed");
+            let header_length = frame.len() - length - 4;
+            let mask: [u8; 4] = frame[header_length..header_length + 4]
+                .try_into()
+                .expect("4");
+            assert_eq!(frame, tungstenite_frame(&payload, false, Some(mask)));
+        }
+    }
+
+    #[test]
+    fn keys_differ_from_frame_to_frame() {
+        let key = || with_data_frame(b"x", true, true, |frame| frame[2..6].to_vec());
+        let keys: std::collections::HashSet<_> = (0..20).map(|_| key()).collect();
+        assert!(keys.len() > 1);
+    }
+
+    #[test]
+    fn payloads_above_the_limit_are_left_to_tungstenite() {
+        let payload = vec![0; MAX_DIRECT_PAYLOAD + 1];
+        assert_eq!(with_data_frame(&payload, false, true, |_| ()), None);
+    }
+}
