@@ -3,8 +3,9 @@
 //! A function made by mlua costs about 400 instructions more per call than a C function
 //! (it protects the call, converts arguments and results, and finds the core in the
 //! state's app data), and copas asks these several times per message: whether the core has
-//! work (`any_raised`, at every select) and to step it (`step`), and a connection's
-//! `receive` and `send` run once or twice a message. Here each is a C closure whose upvalue
+//! work (`any_raised`, at every select) and to step it (`step`), a connection's `receive`
+//! and `send` run once or twice a message, and a wait with a timeout reads the clock
+//! (`now`) twice. Here each is a C closure whose upvalue
 //! points at the core; `constant` makes the `getfd` methods copas' select calls. `receive`
 //! and `send` reach a connection by its handle's id and serve the usual cases only; for the
 //! rest they answer false, and Lua makes the full method call.
@@ -42,6 +43,14 @@ unsafe extern "C-unwind" fn any_raised(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn serving(state: *mut ffi::lua_State) -> c_int {
     let serving = guarded(state, || core_of(state).is_serving());
     ffi::lua_pushboolean(state, c_int::from(serving));
+    1
+}
+
+/// `now()`: seconds on the core's clock (Core::now), for the deadlines of waiting calls:
+/// a copas call with a timeout reads it twice a wait.
+unsafe extern "C-unwind" fn now(state: *mut ffi::lua_State) -> c_int {
+    let seconds = guarded(state, || core_of(state).now());
+    ffi::lua_pushnumber(state, seconds);
     1
 }
 
@@ -162,7 +171,7 @@ fn c_closure(lua: &Lua, core: &Rc<Core>, function: ffi::lua_CFunction) -> mlua::
 }
 
 /// `fast_functions()`: a table of the functions above that need the core (created now, if
-/// it was not): `any_raised`, `serving`, `step`, `receive`, `send`. Only the copas flavours
+/// it was not): `any_raised`, `serving`, `step`, `now`, `receive`, `send`. Only the copas flavours
 /// ask for it, when they load: a program that loads the module and forks before using it
 /// gets a core of its own in each process.
 pub fn table(lua: &Lua) -> mlua::Result<mlua::Table> {
@@ -171,6 +180,7 @@ pub fn table(lua: &Lua) -> mlua::Result<mlua::Table> {
     functions.set("any_raised", c_closure(lua, &core, any_raised)?)?;
     functions.set("serving", c_closure(lua, &core, serving)?)?;
     functions.set("step", c_closure(lua, &core, step)?)?;
+    functions.set("now", c_closure(lua, &core, now)?)?;
     functions.set("receive", c_closure(lua, &core, receive)?)?;
     functions.set("send", c_closure(lua, &core, send)?)?;
     Ok(functions)

@@ -29,7 +29,7 @@ local fast = native.fast_functions()
 
 local any_raised = fast.any_raised
 local is_paused = pause_module.is_paused
-local now = native.now
+local now = fast.now
 local pause = pause_module.pause
 local serving = fast.serving
 local step = fast.step
