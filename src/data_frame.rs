@@ -49,15 +49,18 @@ pub fn with_data_frame<T>(
     })
 }
 
-/// XORs `bytes` with `mask` repeated (RFC 6455 5.3), four bytes at a time.
+/// XORs `bytes` with `mask` repeated (RFC 6455 5.3), eight bytes at a time.
 fn apply_mask(bytes: &mut [u8], mask: [u8; 4]) {
-    let key = u32::from_ne_bytes(mask);
-    let mut words = bytes.chunks_exact_mut(4);
+    let key = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut words = bytes.chunks_exact_mut(8);
     for word in &mut words {
-        let masked = u32::from_ne_bytes([word[0], word[1], word[2], word[3]]) ^ key;
-        word.copy_from_slice(&masked.to_ne_bytes());
+        let mut value = [0; 8];
+        value.copy_from_slice(word);
+        word.copy_from_slice(&(u64::from_ne_bytes(value) ^ key).to_ne_bytes());
     }
-    for (byte, key_byte) in words.into_remainder().iter_mut().zip(mask) {
+    for (byte, key_byte) in words.into_remainder().iter_mut().zip(mask.iter().cycle()) {
         *byte ^= key_byte;
     }
 }
@@ -99,7 +102,7 @@ mod tests {
 
     #[test]
     fn masked_frames_unmask_to_the_payload_with_the_key_they_carry() {
-        for length in [0, 1, 3, 4, 5, 125, 126, 1000, 1027] {
+        for length in [0, 1, 3, 4, 5, 7, 8, 9, 12, 125, 126, 1000, 1027] {
             let payload: Vec<u8> = (0..length).map(|i| (i * 7) as u8).collect();
             let frame = with_data_frame(&payload, false, true, <[u8]>::to_vec).expect("framed");
             let header_length = frame.len() - length - 4;
