@@ -3,8 +3,8 @@
 //! pings go out, and pongs are awaited, while a receive waits.
 //!
 //! The calls themselves (`SyncCalls`) are plain Rust; the userdata's methods and the C
-//! functions of client_fast.rs (the usual receive and send) both reach them through one
-//! `RefCell`.
+//! functions of client_fast.rs (`receive`, and the usual `send`) both reach them through
+//! one `RefCell`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -61,23 +61,17 @@ impl SyncCalls {
     }
 
     pub fn receive(&mut self) -> Result<Received, Ending> {
-        let mut waited = false;
-        let receiving = async {
-            let mut first_poll = true;
-            let mut receive = pin!(self.connection.receive());
-            poll_fn(|cx| {
-                waited |= !std::mem::take(&mut first_poll);
-                receive.as_mut().poll(cx)
-            })
-            .await
-        };
-        let outcome = self.timer.run(
-            &self.core,
-            self.timeout,
-            receiving,
-            self.last_receive_was_at_hand,
-        );
-        self.last_receive_was_at_hand = !waited;
+        let mut receive = pin!(self.connection.receive());
+        let mut polls = 0;
+        let receiving = poll_fn(|cx| {
+            polls += 1;
+            receive.as_mut().poll(cx)
+        });
+        let try_first = self.last_receive_was_at_hand;
+        let outcome = self
+            .timer
+            .run(&self.core, self.timeout, receiving, try_first);
+        self.last_receive_was_at_hand = polls == 1;
         // On a timeout the connection stays open: a later receive goes on reading.
         outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
     }
@@ -92,10 +86,7 @@ impl SyncCalls {
                 let outcome = self.timer.run(&self.core, self.timeout, flushing, true);
                 outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
             }
-            FrameWrite::Refused => match connection::data_message(payload, is_text) {
-                Some(message) => self.send(message),
-                None => Err(connection::not_utf8()),
-            },
+            FrameWrite::Refused => self.send(connection::data_message(payload, is_text)?),
         }
     }
 
@@ -177,10 +168,6 @@ impl UserData for SyncClient {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_method("connect", |lua, this, arguments: ConnectArguments| {
             argument_errors_as_values(lua, this.connect(lua, arguments))
-        });
-        methods.add_method("receive", |lua, this, ()| {
-            let outcome = this.calls()?.receive();
-            results::received(lua, outcome)
         });
         methods.add_method("send", |lua, this, (payload, opcode): (Value, Value)| {
             argument_errors_as_values(lua, this.send(lua, payload, opcode))

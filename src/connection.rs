@@ -13,8 +13,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -32,34 +31,16 @@ use crate::ws_error;
 /// A WebSocket over TCP, with or without TLS, client or server.
 pub type Stream = WebSocketStream<Transport>;
 
-/// The bytes a server sends for a TEXT or BINARY `message` (unmasked, so the same for every
-/// connection: a broadcast encodes them once). None for the other kinds.
-pub fn encode_server_frame(message: &Message) -> Option<Vec<u8>> {
-    let (payload, data) = match message {
-        Message::Text(text) => (Bytes::from(text.clone()), Data::Text),
-        Message::Binary(bytes) => (bytes.clone(), Data::Binary),
-        _ => return None,
-    };
-    let frame = Frame::message(payload, OpCode::Data(data), true);
-    let mut bytes = Vec::with_capacity(frame.len());
-    frame.format(&mut bytes).ok()?;
-    Some(bytes)
-}
-
-/// A TEXT (`is_text`) or BINARY message of a copy of `payload`; None for TEXT that is not
-/// UTF-8 (callers check that first: see `not_utf8`).
-pub fn data_message(payload: &[u8], is_text: bool) -> Option<Message> {
+/// A TEXT (`is_text`) or BINARY message of a copy of `payload`. (Callers check a TEXT
+/// payload's UTF-8 before: the error is for a caller that did not.)
+pub fn data_message(payload: &[u8], is_text: bool) -> Result<Message, Ending> {
     let bytes = Bytes::copy_from_slice(payload);
-    Some(if is_text {
-        Message::Text(Utf8Bytes::try_from(bytes).ok()?)
-    } else {
-        Message::Binary(bytes)
-    })
-}
-
-/// What a send of TEXT that is not UTF-8 answers where its caller should have checked.
-pub fn not_utf8() -> Ending {
-    Ending::unclean(1006, "TEXT message is not valid UTF-8")
+    if !is_text {
+        return Ok(Message::Binary(bytes));
+    }
+    Utf8Bytes::try_from(bytes)
+        .map(Message::Text)
+        .map_err(|_| Ending::unclean(1006, "TEXT message is not valid UTF-8"))
 }
 
 /// What a failed keepalive reports (RFC 6455 has no code for it: 1006, as for a lost peer).
@@ -361,7 +342,7 @@ impl Connection {
         poll_fn(|cx| self.poll_send(cx, &mut None)).await
     }
 
-    /// Writes `frame` (from `encode_server_frame`) straight to the socket when it takes it
+    /// Writes `frame` (from `data_frame::encode_server_frame`) straight to the socket when it takes it
     /// now and nothing else waits to be written (see `Transport::try_write_frame`); OPEN only.
     pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
         match self.open_stream() {

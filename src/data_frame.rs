@@ -1,12 +1,14 @@
-//! Small TEXT and BINARY frames encoded here, straight from the caller's bytes (a Lua
-//! string), for a send that the socket takes at once (`Connection::try_write_data`): no
-//! copy into a message, no pass through tungstenite's writer, which would copy the payload
-//! twice more (into a message, then into its write buffer).
+//! TEXT and BINARY frames encoded here, straight from the caller's bytes, for the writes
+//! that go around tungstenite: a small send that the socket takes at once
+//! (`Connection::try_write_data`: no copy into a message, no pass through tungstenite's
+//! writer, which would copy the payload twice more) and a broadcast, encoded once for
+//! every member (`encode_server_frame`).
 
 use std::cell::RefCell;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Payloads up to this size are framed here; larger ones go through tungstenite (their
 /// copies cost little beside their writes, and the scratch buffer stays small).
@@ -30,23 +32,52 @@ pub fn with_data_frame<T>(
     if payload.len() > MAX_DIRECT_PAYLOAD {
         return None;
     }
-    let data = if is_text { Data::Text } else { Data::Binary };
-    let header = FrameHeader {
-        opcode: OpCode::Data(data),
-        mask: masked.then(rand::random::<[u8; 4]>),
-        ..FrameHeader::default()
-    };
     SCRATCH.with(|scratch| {
         let mut frame = scratch.try_borrow_mut().ok()?;
         frame.clear();
-        header.format(payload.len() as u64, &mut *frame).ok()?;
-        let start = frame.len();
-        frame.extend_from_slice(payload);
-        if let Some(mask) = header.mask {
-            apply_mask(&mut frame[start..], mask);
-        }
+        encode_into(
+            &mut frame,
+            payload,
+            is_text,
+            masked.then(rand::random::<[u8; 4]>),
+        )?;
         Some(write(&frame))
     })
+}
+
+/// The bytes a server sends for a TEXT or BINARY `message` (unmasked, so the same for every
+/// connection: a broadcast encodes them once). None for the other kinds.
+pub fn encode_server_frame(message: &Message) -> Option<Vec<u8>> {
+    let (payload, is_text): (&[u8], bool) = match message {
+        Message::Text(text) => (text.as_bytes(), true),
+        Message::Binary(bytes) => (bytes, false),
+        _ => return None,
+    };
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    encode_into(&mut frame, payload, is_text, None)?;
+    Some(frame)
+}
+
+/// Appends to `out` one final TEXT or BINARY frame of `payload`, masked with `mask` if any.
+fn encode_into(
+    out: &mut Vec<u8>,
+    payload: &[u8],
+    is_text: bool,
+    mask: Option<[u8; 4]>,
+) -> Option<()> {
+    let data = if is_text { Data::Text } else { Data::Binary };
+    let header = FrameHeader {
+        opcode: OpCode::Data(data),
+        mask,
+        ..FrameHeader::default()
+    };
+    header.format(payload.len() as u64, out).ok()?;
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(mask) = mask {
+        apply_mask(&mut out[start..], mask);
+    }
+    Some(())
 }
 
 /// XORs `bytes` with `mask` repeated (RFC 6455 5.3), eight bytes at a time.
@@ -118,6 +149,18 @@ mod tests {
         let key = || with_data_frame(b"x", true, true, |frame| frame[2..6].to_vec());
         let keys: std::collections::HashSet<_> = (0..20).map(|_| key()).collect();
         assert!(keys.len() > 1);
+    }
+
+    #[test]
+    fn a_broadcast_s_frame_is_tungstenite_s_unmasked_frame() {
+        let text = encode_server_frame(&Message::text("héllo"));
+        assert_eq!(
+            text,
+            Some(tungstenite_frame("héllo".as_bytes(), true, None))
+        );
+        let binary = encode_server_frame(&Message::binary(vec![7; 70_000]));
+        assert_eq!(binary, Some(tungstenite_frame(&[7; 70_000], false, None)));
+        assert_eq!(encode_server_frame(&Message::Ping(Bytes::new())), None);
     }
 
     #[test]

@@ -286,11 +286,11 @@ pub fn send_payload_on(
             // The rest of the frame goes out with a flush, which may wait for room.
             FrameWrite::Partly => shared.resume_send(core),
             FrameWrite::Refused => match connection::data_message(payload, is_text) {
-                Some(message) => {
+                Ok(message) => {
                     shared.unsent = Some(message);
                     shared.resume_send(core)
                 }
-                None => Poll::Ready(Err(connection::not_utf8())),
+                Err(ending) => Poll::Ready(Err(ending)),
             },
         }
     })

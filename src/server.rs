@@ -33,8 +33,9 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::batched_read::BatchedRead;
 use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
-use crate::connection::{encode_server_frame, Connection, Stream};
+use crate::connection::{Connection, Stream};
 use crate::core::{Core, DeadlineId, WaitAlarm};
+use crate::data_frame::encode_server_frame;
 use crate::http_head::{self, HeadError, RequestHead};
 use crate::nonblocking::{EndNotice, Member, NonBlockingConnection, Offered};
 use crate::options::{

@@ -18,20 +18,9 @@ function methods:connect(url, protocol, ssl_params, request_headers)
   return results.connected(ok, protocol_or_err, headers)
 end
 
--- `receive` and `send` are the native handle's C functions, kept on each client object
--- (see below); these serve a program that calls them through the metatable's methods.
-function methods:receive()
-  return self[HANDLE]:receive()
-end
-
-function methods:send(message, opcode)
-  local ok, was_clean, code, reason = self[HANDLE]:send(message, opcode)
-  raise_bad_argument(ok, was_clean)
-  return results.sent(ok, was_clean, code, reason)
-end
-
--- What the native send declines (another opcode, a wrong argument), called from that C
--- function: one level more between here and the program.
+-- `receive` and `send` are C functions of the native handle, kept on each client object
+-- (see below). What that send declines (another opcode, a wrong argument) comes here, called
+-- from the C function: one level more between here and the program.
 local function send_declined(self, message, opcode)
   local ok, was_clean, code, reason = self[HANDLE]:send(message, opcode)
   raise_bad_argument(ok, was_clean, 4)
