@@ -221,6 +221,16 @@ describe('sync client send', function()
       "bad argument #1 to 'send' (TEXT message is not valid UTF-8)")
     assert.is_true(client:send('bad \255 text', websocket.BINARY))
     assert.are.equal('bad \255 text', (client:receive()))
+    -- Long text goes through the vectorised check: a bad byte deep inside one, a cut
+    -- multi-byte sequence at its end, and long valid text with multi-byte characters.
+    local long = ('x'):rep(700)
+    assert.has_error(function() client:send(long .. '\255' .. long) end,
+      "bad argument #1 to 'send' (TEXT message is not valid UTF-8)")
+    assert.has_error(function() client:send(long .. '\226\130') end,
+      "bad argument #1 to 'send' (TEXT message is not valid UTF-8)")
+    local accented = ('caf\195\169 \226\130\172 '):rep(200)
+    assert.is_true(client:send(accented))
+    assert.are.equal(accented, (client:receive()))
     assert.are.equal('OPEN', client.state)
     client:close()
   end)

@@ -99,7 +99,7 @@ pub fn decode(bytes: &[u8]) -> Option<([u8; ORIGIN_LEN], Broadcast)> {
         _ => return None,
     };
     let is_text = text_flag == 1;
-    if is_text && std::str::from_utf8(payload).is_err() {
+    if is_text && simdutf8::basic::from_utf8(payload).is_err() {
         return None;
     }
     Some((

@@ -55,7 +55,7 @@ pub unsafe fn usual_payload<'a>(state: *mut ffi::lua_State) -> Option<(&'a [u8],
     let mut length = 0;
     let pointer = ffi::lua_tolstring(state, 2, &mut length) as *const u8;
     let bytes = std::slice::from_raw_parts(pointer, length);
-    if is_text && std::str::from_utf8(bytes).is_err() {
+    if is_text && simdutf8::basic::from_utf8(bytes).is_err() {
         return None;
     }
     Some((bytes, is_text))
