@@ -178,6 +178,56 @@ describe('copas server and copas client in one loop', function()
     end)
   end)
 
+  it('serves every message of a burst that came in one write', function()
+    -- Masked with the zero key, so the payloads go as they are; a ping in the middle.
+    local function frame(first_byte, payload)
+      return string.char(first_byte, 0x80 + #payload) .. '\0\0\0\0' .. payload
+    end
+    local count = 100
+    local burst = {}
+    for index = 1, count do
+      burst[#burst + 1] = frame(0x81, 'm-' .. index)
+      if index == count / 2 then
+        burst[#burst + 1] = frame(0x89, 'in the middle')
+      end
+    end
+    local echoed, pongs = {}, 0
+    local echo_server, _, _, port = start_server({ default = echo_handler })
+    run(function()
+      local connection, tcp = raw_connection(port)
+      connection:send(servers.UPGRADE_REQUEST)
+      repeat until assert(connection:receive('*l')) == ''
+      connection:send(table.concat(burst))
+      while #echoed < count do
+        local head = assert(connection:receive(2))
+        local payload = assert(connection:receive(head:byte(2)))
+        if head:byte(1) == 0x8A then
+          pongs = pongs + 1
+        else
+          echoed[#echoed + 1] = payload
+        end
+      end
+      tcp:close()
+    end)
+    echo_server:close()
+    for index = 1, count do
+      assert.are.equal('m-' .. index, echoed[index])
+    end
+    assert.are.equal(1, pongs)
+  end)
+
+  it('receives every message that a peer wrote at once, each without waiting for more', function()
+    run(function()
+      local client = copas_client(peers.rust('/burst/200'), nil, { timeout = 2 })
+      for index = 1, 200 do
+        assert.are.equal('burst-' .. index, (client:receive()))
+      end
+      assert.is_true(client:send('then an echo'))
+      assert.are.equal('then an echo', (client:receive()))
+      client:close()
+    end)
+  end)
+
   it('keeps messages whole and in order when sends outrun the reader, small and large mixed', function()
     -- Small messages are framed by the library and written straight to the socket when it
     -- takes them (client and server side alike), larger ones go through tungstenite, and a

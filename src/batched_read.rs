@@ -70,6 +70,11 @@ impl<S> BatchedRead<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// Whether bytes read from the socket wait to be taken.
+    pub fn has_leftover(&self) -> bool {
+        self.leftover.is_some()
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for BatchedRead<S> {

@@ -158,6 +158,8 @@ pub struct Connection {
     /// A close frame waiting for room in the write buffer (the close handshake's first step).
     close_to_send: Option<Message>,
     keepalive: Option<Keepalive>,
+    /// Messages tungstenite has returned (see `Transport::poll_worth_reading`).
+    messages_returned: u64,
 }
 
 impl Connection {
@@ -169,6 +171,7 @@ impl Connection {
             state: State::Open,
             close_to_send: None,
             keepalive: keepalive.map(Keepalive::new),
+            messages_returned: 0,
         }
     }
 
@@ -263,8 +266,16 @@ impl Connection {
             Some(stream) if self.state == State::Open => stream,
             _ => return Poll::Ready(Err(Ending::unclean(1006, "wrong state"))),
         };
+        // Only here, not after a ping below: tungstenite sends the pong with its next read.
+        ready!(stream
+            .get_mut()
+            .poll_worth_reading(cx, self.messages_returned));
         loop {
-            let received = match ready!(stream.poll_next_unpin(cx)) {
+            let next = ready!(stream.poll_next_unpin(cx));
+            if let Some(Ok(_)) = next {
+                self.messages_returned += 1;
+            }
+            let received = match next {
                 Some(Ok(Message::Text(text))) => Ok(Received {
                     payload: text.into(),
                     is_text: true,

@@ -16,6 +16,7 @@ mod doorbell;
 mod fast_calls;
 pub mod http_head;
 mod keepalive;
+mod message_count;
 mod nonblocking;
 mod options;
 mod pin;

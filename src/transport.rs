@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::batched_read::BatchedRead;
 use crate::http_head;
+use crate::message_count::MessageCount;
 
 pub type Tcp = BatchedRead<TcpStream>;
 
@@ -42,6 +43,8 @@ pub struct Transport {
     /// buffer, and with no write buffer (options.rs) writes as soon as it has a frame, so a
     /// write taken whole leaves it empty.)
     writer_holds_bytes: bool,
+    /// The messages in the bytes handed to tungstenite (see `poll_worth_reading`).
+    handed: MessageCount,
 }
 
 /// What became of a frame offered with `Transport::try_write_frame`.
@@ -77,7 +80,28 @@ impl Transport {
             lenient_subprotocol: None,
             frame_rest: Vec::new(),
             writer_holds_bytes: false,
+            handed: MessageCount::default(),
         }
+    }
+
+    /// Ready when a read by tungstenite may find something; Pending, with `cx` woken when
+    /// the socket has bytes, when it cannot: every message in the bytes it was handed is
+    /// among the `returned` ones, none of its bytes wait to be written (its reads write
+    /// those first), and no bytes read from the socket wait here. Skipping that read saves
+    /// tungstenite zero-filling its read buffer for nothing (message_count.rs).
+    pub fn poll_worth_reading(&mut self, cx: &mut Context<'_>, returned: u64) -> Poll<()> {
+        let Inner::Plain(tcp) = &self.inner else {
+            return Poll::Ready(());
+        };
+        let idle = !self.writer_holds_bytes
+            && self.frame_rest.is_empty()
+            && self.replay.is_none()
+            && !tcp.has_leftover()
+            && self.handed.all_returned(returned);
+        if idle && tcp.get_ref().poll_read_ready(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(())
     }
 
     /// Writes `frame`, a whole encoded frame, straight to a plain TCP socket if nothing else
@@ -189,20 +213,34 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.lenient_subprotocol.is_some() {
-            ready!(this.poll_patch_head(cx))?;
+        let before = buf.filled().len();
+        let read = this.poll_read_handed(cx, buf);
+        this.handed.follow(&buf.filled()[before..]);
+        read
+    }
+}
+
+impl Transport {
+    /// The next bytes for tungstenite: a replay first, then the socket.
+    fn poll_read_handed(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.lenient_subprotocol.is_some() {
+            ready!(self.poll_patch_head(cx))?;
         }
-        if let Some(replay) = this.replay.as_mut() {
+        if let Some(replay) = self.replay.as_mut() {
             let rest = &replay.bytes[replay.taken..];
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
             replay.taken += n;
             if replay.taken == replay.bytes.len() {
-                this.replay = None;
+                self.replay = None;
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -354,6 +392,33 @@ mod tests {
             // Once the writer's write is taken whole, frames may go around it again.
             transport.write_all(b"the rest").await.expect("write");
             assert_eq!(transport.try_write_frame(b"frame"), FrameWrite::Written);
+        });
+    }
+
+    #[test]
+    fn a_read_is_worth_it_only_while_a_message_handed_out_is_not_returned_or_bytes_came() {
+        runtime().block_on(async {
+            // Here the transport reads what `peer` writes.
+            let (mut transport, mut peer) = connected().await;
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            // Within the head nothing is known: worth reading.
+            assert!(transport.poll_worth_reading(&mut cx, 0).is_ready());
+            // The head and two unmasked TEXT frames ("a", "b"), read in one go.
+            peer.write_all(b"HTTP/1.1 101 OK\r\n\r\n\x81\x01a\x81\x01b")
+                .await
+                .expect("write");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let mut taken = [0u8; 64];
+            let count = transport.read(&mut taken).await.expect("read");
+            assert_eq!(count, 25);
+            assert!(transport.poll_worth_reading(&mut cx, 0).is_ready());
+            assert!(transport.poll_worth_reading(&mut cx, 1).is_ready());
+            // Both returned and the socket empty: not worth it.
+            assert!(transport.poll_worth_reading(&mut cx, 2).is_pending());
+            // New bytes on the socket: worth it again.
+            peer.write_all(b"\x81").await.expect("write");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(transport.poll_worth_reading(&mut cx, 2).is_ready());
         });
     }
 }

@@ -11,6 +11,7 @@
 //! | `/ping/<payload>` | pings; when the pong arrives sends `pong:<payload>`; then echoes |
 //! | `/fragments/<n>` | sends one TEXT message in n fragments with a ping between them |
 //! | `/later/<ms>` | sends `late` after ms milliseconds, then echoes |
+//! | `/burst/<n>` | sends TEXT `burst-1` … `burst-<n>` in one write, then echoes |
 //! | `/status/<code>` | refuses the handshake with that HTTP status |
 //! | `/drop` | drops the TCP connection without a close frame |
 //! | `/stall` | never reads again, so the client's writes back up |
@@ -263,6 +264,13 @@ async fn behave<S: AsyncRead + AsyncWrite + Unpin>(
         (Some("later"), Some(ms), _) => {
             tokio::time::sleep(Duration::from_millis(ms.parse()?)).await;
             ws.send(Message::text("late")).await?;
+        }
+        (Some("burst"), Some(count), _) => {
+            // Fed, then flushed once: the client reads them all in one go.
+            for index in 1..=count.parse::<usize>()? {
+                ws.feed(Message::text(format!("burst-{index}"))).await?;
+            }
+            ws.flush().await?;
         }
         (Some("drop"), _, _) => return Ok(()),
         (Some("stall"), _, _) => std::future::pending::<()>().await,
