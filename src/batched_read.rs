@@ -7,10 +7,6 @@
 //! and hands them out as tungstenite asks. Only a connection with bytes left over holds a
 //! batch buffer; the buffers come from a small pool of the thread, so idle connections cost
 //! nothing and busy ones do not allocate per read.
-//!
-//! Batches start only once a read found more than the reader asked for: a small message
-//! goes from the socket straight into tungstenite's buffer, without the batch buffer's copy
-//! and pool (about 350 instructions of a 1 KiB echo's 12,800).
 
 use std::cell::RefCell;
 use std::io;
@@ -52,10 +48,6 @@ struct Leftover {
 pub struct BatchedRead<S> {
     inner: S,
     leftover: Option<Leftover>,
-    /// The last read from the socket filled what it was given: more is likely waiting, so
-    /// the next one reads a batch. Cleared by a batch read that found less than the reader
-    /// asked for.
-    batching: bool,
 }
 
 impl<S> BatchedRead<S> {
@@ -63,7 +55,6 @@ impl<S> BatchedRead<S> {
         BatchedRead {
             inner,
             leftover: None,
-            batching: false,
         }
     }
 
@@ -86,21 +77,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for BatchedRead<S> {
         let this = self.get_mut();
         if this.leftover.is_none() {
             // A reader asking for a whole batch or more gets it without the extra copy.
-            if !this.batching || into.remaining() >= BATCH {
-                let wanted = into.remaining();
-                let before = into.filled().len();
-                let read = Pin::new(&mut this.inner).poll_read(cx, into);
-                if let Poll::Ready(Ok(())) = read {
-                    this.batching = wanted > 0 && into.filled().len() - before == wanted;
-                }
-                return read;
+            if into.remaining() >= BATCH {
+                return Pin::new(&mut this.inner).poll_read(cx, into);
             }
             let mut buffer = take_buffer();
             let mut batch = ReadBuf::new(&mut buffer);
             match Pin::new(&mut this.inner).poll_read(cx, &mut batch) {
                 Poll::Ready(Ok(())) => {
                     let end = batch.filled().len();
-                    this.batching = end >= into.remaining();
                     this.leftover = Some(Leftover {
                         buffer,
                         start: 0,
@@ -190,68 +174,6 @@ pub(crate) mod tests {
                 received.extend_from_slice(&chunk[..count]);
             }
             assert_eq!(received, sent);
-        });
-    }
-
-    /// A reader that counts the reads that reached it.
-    struct Counted<S> {
-        inner: S,
-        reads: usize,
-    }
-
-    impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            into: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            this.reads += 1;
-            Pin::new(&mut this.inner).poll_read(cx, into)
-        }
-    }
-
-    #[test]
-    fn a_small_message_is_read_straight_into_the_reader() {
-        runtime().block_on(async {
-            let (mut writer, reader) = tokio::io::duplex(4 * BATCH);
-            let mut reader = BatchedRead::new(reader);
-            let mut chunk = [0u8; 4096];
-            for message in [&b"first"[..], &[7u8; 1030][..]] {
-                writer.write_all(message).await.expect("write");
-                let count = reader.read(&mut chunk).await.expect("read");
-                assert_eq!(&chunk[..count], message);
-                assert!(reader.leftover.is_none());
-                assert!(!reader.batching);
-            }
-        });
-    }
-
-    #[test]
-    fn a_read_that_fills_the_reader_starts_batches_until_one_finds_little() {
-        runtime().block_on(async {
-            let (mut writer, reader) = tokio::io::duplex(4 * BATCH);
-            let sent: Vec<u8> = (0..(2 * BATCH + 100)).map(|i| (i % 253) as u8).collect();
-            writer.write_all(&sent).await.expect("write");
-            let mut reader = BatchedRead::new(Counted {
-                inner: reader,
-                reads: 0,
-            });
-            let mut received = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while received.len() < sent.len() {
-                let count = reader.read(&mut chunk).await.expect("read");
-                received.extend_from_slice(&chunk[..count]);
-            }
-            assert_eq!(received, sent);
-            // One read of 4 KiB, then batches: not one read per 4 KiB.
-            assert!(reader.inner.reads <= 5, "{} reads", reader.inner.reads);
-            // A batch that finds less than a read asks for: back to direct reads.
-            writer.write_all(b"small").await.expect("write");
-            let count = reader.read(&mut chunk).await.expect("read");
-            assert_eq!(&chunk[..count], b"small");
-            assert!(!reader.batching);
-            assert!(reader.leftover.is_none());
         });
     }
 
