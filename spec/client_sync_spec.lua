@@ -190,13 +190,7 @@ describe('sync client receive', function()
   it('receives every message that arrived in one read, each without waiting for more', function()
     -- The peer writes 200 messages at once, right after its handshake response: they come
     -- in with the response head and in batches, and each receive must find the next one.
-    local client = connected_client(peers.rust('/burst/200'), { timeout = 2 })
-    for index = 1, 200 do
-      assert.are.equal('burst-' .. index, (client:receive()))
-    end
-    assert.is_true(client:send('then an echo'))
-    assert.are.equal('then an echo', (client:receive()))
-    client:close()
+    clients.receive_burst(connected_client(peers.rust('/burst/200'), { timeout = 2 }), 200)
   end)
 
   it('reports a connection dropped without a close frame as unclean 1006', function()

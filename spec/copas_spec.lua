@@ -218,13 +218,7 @@ describe('copas server and copas client in one loop', function()
 
   it('receives every message that a peer wrote at once, each without waiting for more', function()
     run(function()
-      local client = copas_client(peers.rust('/burst/200'), nil, { timeout = 2 })
-      for index = 1, 200 do
-        assert.are.equal('burst-' .. index, (client:receive()))
-      end
-      assert.is_true(client:send('then an echo'))
-      assert.are.equal('then an echo', (client:receive()))
-      client:close()
+      clients.receive_burst(copas_client(peers.rust('/burst/200'), nil, { timeout = 2 }), 200)
     end)
   end)
 

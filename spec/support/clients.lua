@@ -14,6 +14,17 @@ function clients.connected(flavour, url, protocol, opts)
   return client
 end
 
+--- Receives testpeer's `/burst/<count>` messages on `client`, in order, then echoes one
+-- more and closes: each receive must find its message without new bytes coming.
+function clients.receive_burst(client, count)
+  for index = 1, count do
+    assert.are.equal('burst-' .. index, (client:receive()))
+  end
+  assert.is_true(client:send('then an echo'))
+  assert.are.equal('then an echo', (client:receive()))
+  client:close()
+end
+
 --- A connected copas client, by default with a 5 s timeout.
 function clients.copas(url, protocol, opts)
   return clients.connected('copas', url, protocol, opts or { timeout = 5 })
