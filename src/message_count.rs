@@ -10,10 +10,10 @@
 //! The stream starts with an HTTP head (the request for a server, the response for a
 //! client); frames begin right after its blank line, where tungstenite's handshake stops.
 
-/// How a frame header's length is found (RFC 6455 5.2).
+use crate::http_head::MAX_HEAD;
+
+/// The longest frame header (RFC 6455 5.2).
 const HEADER_MAX: usize = 14;
-/// Past this many bytes of head, the counter gives up (and the caller never skips a read).
-const HEAD_MAX: usize = 64 * 1024;
 const END_OF_HEAD: &[u8; 4] = b"\r\n\r\n";
 
 pub struct MessageCount {
@@ -63,7 +63,8 @@ impl MessageCount {
                     *length += taken;
                     if found {
                         self.phase = new_header();
-                    } else if *length > HEAD_MAX {
+                    } else if *length > MAX_HEAD {
+                        // Not a head: the count means nothing (reads are never skipped).
                         self.phase = Phase::Lost;
                     }
                     &bytes[taken..]
@@ -199,7 +200,7 @@ mod tests {
     #[test]
     fn a_head_that_never_ends_loses_the_count() {
         let mut count = MessageCount::default();
-        count.follow(&vec![b'a'; HEAD_MAX + 10]);
+        count.follow(&vec![b'a'; MAX_HEAD + 10]);
         count.follow(b"\r\n\r\n");
         assert!(!count.all_returned(0));
     }

@@ -215,7 +215,10 @@ impl AsyncRead for Transport {
         let this = &mut *self;
         let before = buf.filled().len();
         let read = this.poll_read_handed(cx, buf);
-        this.handed.follow(&buf.filled()[before..]);
+        // Only a plain stream's reads are ever skipped (`poll_worth_reading`).
+        if let Inner::Plain(_) = this.inner {
+            this.handed.follow(&buf.filled()[before..]);
+        }
         read
     }
 }
