@@ -9,7 +9,10 @@
 # Everything runs on core 0, as bench/run.sh's one-connection workloads do: on this kind of
 # VM a wake-up across cores costs more than the whole message.
 # Each row: medians of ROUNDS rounds with their spread, and this/base of every round.
+# MANY=<n>: the server row only, COUNT messages spread over n connections (the load on
+# core 1, as bench/run.sh's many-connection rows).
 #   BASE=/tmp/base bash bench/compare.sh        LUAS=lua5.4 ROUNDS=5 COUNT=20000 SIZE=16
+#   BASE=/tmp/base MANY=1000 COUNT=50000 SIZE=64 bash bench/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:?set BASE to the other checkout}
@@ -17,6 +20,7 @@ LUAS=${LUAS:-"lua5.4"}
 ROUNDS=${ROUNDS:-5}
 COUNT=${COUNT:-20000}
 SIZE=${SIZE:-16}
+MANY=${MANY:-}
 source scripts/lib/setup.sh
 source bench/lib/server-cpu.sh
 
@@ -56,7 +60,14 @@ start_server() {
 server_round() {
   local before output
   before=$(SERVERS=$1 servers_cpu_ns)
-  output=$(taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$2/" "$COUNT" "$SIZE")
+  if [ -n "$MANY" ]; then
+    output=$(taskset -c 1 target/release/loadgen many "ws://127.0.0.1:$2/" "$MANY" $((COUNT / MANY)) "$SIZE")
+  else
+    # Large messages binary, as bench/run.sh sends them.
+    local kind=text
+    [ "$SIZE" -ge 65536 ] && kind=binary
+    output=$(taskset -c 0 target/release/loadgen echo "ws://127.0.0.1:$2/" "$COUNT" "$SIZE" "$kind")
+  fi
   awk -v ns="$(($(SERVERS=$1 servers_cpu_ns) - before))" -v n="$COUNT" -v rate="$(field messages/s <<<"$output")" \
     'BEGIN { printf "%.2f %s\n", ns / n / 1000, rate }'
 }
@@ -102,6 +113,7 @@ for lua in $LUAS; do
   done
   row "copas server ($lua)" "$rounds"
   kill "$base_pid" "$this_pid" 2>/dev/null || true
+  [ -n "$MANY" ] && continue
   for flavour in sync copas; do
     rounds=build/run/compare-$flavour-$lua.rounds
     : >"$rounds"

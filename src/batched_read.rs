@@ -32,7 +32,7 @@ fn take_buffer() -> Box<[u8]> {
 fn return_buffer(buffer: Box<[u8]>) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        if pool.len() < POOL_LIMIT {
+        if pool.len() < POOL_LIMIT && buffer.len() == BATCH {
             pool.push(buffer);
         }
     });
@@ -48,6 +48,8 @@ struct Leftover {
 pub struct BatchedRead<S> {
     inner: S,
     leftover: Option<Leftover>,
+    /// The most the next read from the socket may bring (the memory budget's room).
+    limit: usize,
 }
 
 impl<S> BatchedRead<S> {
@@ -55,7 +57,37 @@ impl<S> BatchedRead<S> {
         BatchedRead {
             inner,
             leftover: None,
+            limit: usize::MAX,
         }
+    }
+
+    /// Bounds the bytes the next reads from the socket may bring.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Bytes read from the socket that wait to be taken.
+    pub fn leftover_len(&self) -> usize {
+        self.leftover
+            .as_ref()
+            .map_or(0, |leftover| leftover.end - leftover.start)
+    }
+
+    /// Moves bytes left over into a buffer of their own size, so that a connection that
+    /// stops reading for a while does not hold a whole batch buffer.
+    pub fn compact(&mut self) {
+        let Some(leftover) = self.leftover.as_mut() else {
+            return;
+        };
+        if leftover.buffer.len() != BATCH {
+            return;
+        }
+        let rest: Box<[u8]> = leftover.buffer[leftover.start..leftover.end].into();
+        let end = rest.len();
+        let batch = std::mem::replace(&mut leftover.buffer, rest);
+        leftover.start = 0;
+        leftover.end = end;
+        return_buffer(batch);
     }
 
     pub fn get_ref(&self) -> &S {
@@ -76,12 +108,19 @@ impl<S: AsyncRead + Unpin> AsyncRead for BatchedRead<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.leftover.is_none() {
-            // A reader asking for a whole batch or more gets it without the extra copy.
-            if into.remaining() >= BATCH {
-                return Pin::new(&mut this.inner).poll_read(cx, into);
+            let want = BATCH.min(this.limit);
+            // A reader asking for a whole batch or more (or for all the limit allows) gets
+            // it without the extra copy.
+            if into.remaining() >= want {
+                let part = into.initialize_unfilled_to(want);
+                let mut direct = ReadBuf::new(part);
+                let read = Pin::new(&mut this.inner).poll_read(cx, &mut direct);
+                let count = direct.filled().len();
+                into.advance(count);
+                return read;
             }
             let mut buffer = take_buffer();
-            let mut batch = ReadBuf::new(&mut buffer);
+            let mut batch = ReadBuf::new(&mut buffer[..want]);
             match Pin::new(&mut this.inner).poll_read(cx, &mut batch) {
                 Poll::Ready(Ok(())) => {
                     let end = batch.filled().len();
@@ -187,6 +226,44 @@ pub(crate) mod tests {
             assert_eq!(reader.read(&mut big).await.expect("read"), 3);
             assert!(reader.leftover.is_none());
             assert_eq!(&big[..3], b"abc");
+        });
+    }
+
+    #[test]
+    fn a_limit_bounds_what_one_read_takes_from_the_socket() {
+        runtime().block_on(async {
+            let (mut writer, reader) = tokio::io::duplex(4 * BATCH);
+            writer.write_all(&[5u8; 10_000]).await.expect("write");
+            let mut reader = BatchedRead::new(reader);
+            reader.set_limit(3000);
+            let mut chunk = [0u8; 4096];
+            // Straight into the reader's buffer, at most the limit.
+            assert_eq!(reader.read(&mut chunk).await.expect("read"), 3000);
+            assert_eq!(reader.leftover_len(), 0);
+            reader.set_limit(6000);
+            // A batch of the limit: what the reader does not take waits.
+            assert_eq!(reader.read(&mut chunk[..1000]).await.expect("read"), 1000);
+            assert_eq!(reader.leftover_len(), 5000);
+        });
+    }
+
+    #[test]
+    fn compacting_keeps_the_bytes_left_over_in_a_buffer_of_their_size() {
+        runtime().block_on(async {
+            let (mut writer, reader) = tokio::io::duplex(4 * BATCH);
+            let sent: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+            writer.write_all(&sent).await.expect("write");
+            let mut reader = BatchedRead::new(reader);
+            let mut first = [0u8; 100];
+            reader.read_exact(&mut first).await.expect("read");
+            reader.compact();
+            let leftover = reader.leftover.as_ref().expect("leftover");
+            assert_eq!(leftover.buffer.len(), 19_900);
+            let mut rest = vec![0u8; 19_900];
+            reader.read_exact(&mut rest).await.expect("read");
+            assert_eq!(&first[..], &sent[..100]);
+            assert_eq!(rest, sent[100..]);
+            assert!(reader.leftover.is_none());
         });
     }
 }

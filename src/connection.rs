@@ -8,13 +8,13 @@ use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
@@ -25,7 +25,7 @@ use crate::keepalive::{Due, Keepalive, KeepaliveSettings};
 use crate::resolve::resolve;
 use crate::socket_error::{describe_io, TIMEOUT};
 use crate::tls::{client_config, TlsOptions};
-use crate::transport::{FrameWrite, Inner, Transport};
+use crate::transport::{FrameWrite, Inner, PeerGone, Transport};
 use crate::ws_error;
 
 /// A WebSocket over TCP, with or without TLS, client or server.
@@ -160,19 +160,135 @@ pub struct Connection {
     keepalive: Option<Keepalive>,
     /// Messages tungstenite has returned (see `Transport::poll_worth_reading`).
     messages_returned: u64,
+    /// A ping was returned: its pong must reach the socket before more is read (see
+    /// `poll_pong_room`).
+    pong_due: bool,
+    /// A server's connection or a client's (a new tungstenite context needs it).
+    role: Option<Role>,
+    /// The connection was failed because its peer reset it.
+    peer_reset: bool,
 }
 
 impl Connection {
     /// An OPEN connection over a stream whose handshake is done, with keepalive when
     /// `keepalive` is set (inside the runtime: its timer belongs to it).
-    pub fn open(stream: Stream, keepalive: Option<KeepaliveSettings>) -> Self {
+    pub fn open(stream: Stream, role: Role, keepalive: Option<KeepaliveSettings>) -> Self {
         Connection {
             stream: Some(stream),
             state: State::Open,
             close_to_send: None,
             keepalive: keepalive.map(Keepalive::new),
             messages_returned: 0,
+            pong_due: false,
+            role: Some(role),
+            peer_reset: false,
         }
+    }
+
+    /// What this connection holds, for the memory budget (None once it is closed).
+    pub fn account(&self) -> Option<&std::rc::Rc<crate::memory_budget::Account>> {
+        self.stream
+            .as_ref()
+            .map(|stream| stream.get_ref().account())
+    }
+
+    /// Whether the connection was failed because its peer reset it.
+    pub fn peer_was_reset(&self) -> bool {
+        self.peer_reset
+    }
+
+    /// While nothing reads this connection: what became of its peer (see
+    /// `Transport::peer_gone`).
+    pub fn peer_gone(&self) -> Option<PeerGone> {
+        self.stream.as_ref()?.get_ref().peer_gone()
+    }
+
+    /// Whether reading waits for room in the memory budget.
+    pub fn is_waiting_for_budget(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| stream.get_ref().is_waiting_for_budget())
+    }
+
+    /// Fails the connection for a peer that went away while nothing read it; `reset`: it
+    /// reset the connection.
+    pub fn drop_departed(&mut self, reset: bool) -> Ending {
+        self.peer_reset |= reset;
+        self.finish(Ending::unclean(1006, crate::socket_error::CLOSED))
+    }
+
+    /// Bytes read ahead of tungstenite move into a buffer of their own size (the connection
+    /// stops reading for a while).
+    pub fn compact(&mut self) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.get_mut().compact();
+        }
+    }
+
+    /// Whether tungstenite's buffers grew beyond what small messages need since they were
+    /// last made anew (see `renew_buffers`).
+    pub fn buffers_grew(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| stream.get_ref().buffers_grew())
+    }
+
+    /// Gives the connection a new tungstenite context once its buffers grew (a large frame
+    /// read or message written: tungstenite keeps that capacity for good) and it holds
+    /// nothing: a connection that carried a 16 MiB message then costs what an idle one does.
+    fn renew_buffers_if_grown(&mut self) {
+        let (Some(stream), Some(role)) = (self.stream.as_ref(), self.role) else {
+            return;
+        };
+        let transport = stream.get_ref();
+        if self.state != State::Open
+            || !transport.buffers_grew()
+            || !transport.is_idle(self.messages_returned)
+        {
+            return;
+        }
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        let config = *stream.get_config();
+        let mut transport = stream.into_inner();
+        transport.reset_largest();
+        // Ready at once: a context without a handshake only wraps the stream.
+        self.stream =
+            WebSocketStream::from_raw_socket(transport, role, Some(config)).now_or_never();
+        if self.stream.is_none() {
+            self.finish(Ending::unclean(1006, crate::socket_error::CLOSED));
+        }
+    }
+
+    /// `message`, copied out when it is small and tungstenite's read buffer grew: its bytes
+    /// share that buffer's allocation, which a small message waiting for Lua would
+    /// otherwise keep whole (a 16 MiB buffer behind a 10-byte message).
+    fn detached_if_grown(&self, message: Received) -> Received {
+        let small = (message.payload.len() as u64) < crate::message_count::LARGE_FRAME;
+        if small && self.buffers_grew() {
+            return Received {
+                payload: Bytes::copy_from_slice(&message.payload),
+                is_text: message.is_text,
+            };
+        }
+        message
+    }
+
+    /// After a ping, before reading on: Pending (woken when the socket has room) while
+    /// tungstenite holds unwritten bytes. tungstenite answers every ping and keeps each pong
+    /// it could not write, so a peer that pings and never reads would grow that backlog
+    /// without end; not reading it meanwhile holds it back instead (RFC 6455 5.5.3 lets the
+    /// answer go to the latest ping only).
+    fn poll_pong_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.pong_due {
+            return Poll::Ready(());
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            ready!(stream.get_mut().poll_write_room(cx));
+        }
+        self.pong_due = false;
+        Poll::Ready(())
     }
 
     /// When the keepalive timer fires next, if there is one.
@@ -193,7 +309,12 @@ impl Connection {
             }
             match ready!(keepalive.poll_due(cx)) {
                 Due::SendPing => {
-                    // A ping that cannot be written now goes out with the next write.
+                    if stream.get_ref().writer_holds_bytes() {
+                        // The socket takes nothing now: a ping would only wait in memory
+                        // (one more each interval). Try again an interval later.
+                        keepalive.restart();
+                        continue;
+                    }
                     if stream.start_send_unpin(Message::Ping(Bytes::new())).is_ok() {
                         let _ = stream.poll_flush_unpin(cx);
                     }
@@ -230,7 +351,7 @@ impl Connection {
         keepalive: Option<KeepaliveSettings>,
     ) -> Result<Accepted, ConnectError> {
         let opened = open(request).await?;
-        *self = Connection::open(opened.stream, keepalive);
+        *self = Connection::open(opened.stream, Role::Client, keepalive);
         Ok(opened.accepted)
     }
 
@@ -271,9 +392,14 @@ impl Connection {
             .get_mut()
             .poll_worth_reading(cx, self.messages_returned));
         loop {
+            ready!(self.poll_pong_room(cx));
+            let Some(stream) = self.stream.as_mut() else {
+                return Poll::Ready(Err(Ending::unclean(1006, "wrong state")));
+            };
             let next = ready!(stream.poll_next_unpin(cx));
             if let Some(Ok(_)) = next {
                 self.messages_returned += 1;
+                stream.get_mut().message_returned();
             }
             let received = match next {
                 Some(Ok(Message::Text(text))) => Ok(Received {
@@ -285,7 +411,11 @@ impl Connection {
                     is_text: false,
                 }),
                 // tungstenite queues the pong itself and sends it with the next read or write.
-                Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Ping(_))) => {
+                    self.pong_due = stream.get_ref().writer_holds_bytes();
+                    continue;
+                }
+                Some(Ok(Message::Frame(_))) => continue,
                 Some(Ok(Message::Pong(_))) => {
                     if let Some(keepalive) = self.keepalive.as_mut() {
                         keepalive.pong_received();
@@ -300,6 +430,10 @@ impl Connection {
                 Some(Err(err)) => Err(self.fail(cx, err)),
                 None => Err(self.finish(Ending::unclean(1006, "closed"))),
             };
+            let received = received.map(|message| self.detached_if_grown(message));
+            if received.is_ok() {
+                self.renew_buffers_if_grown();
+            }
             return Poll::Ready(received);
         }
     }
@@ -328,7 +462,10 @@ impl Connection {
             }
         }
         match ready!(stream.poll_flush_unpin(cx)) {
-            Ok(()) => Poll::Ready(Ok(())),
+            Ok(()) => {
+                self.renew_buffers_if_grown();
+                Poll::Ready(Ok(()))
+            }
             Err(err) => Poll::Ready(Err(self.fail(cx, err))),
         }
     }
@@ -396,7 +533,12 @@ impl Connection {
             return Poll::Ready(self.finish(Ending::unclean(1006, ws_error::describe(&err))));
         }
         loop {
-            let ending = match ready!(stream.poll_next_unpin(cx)) {
+            let next = ready!(stream.poll_next_unpin(cx));
+            if let Some(Ok(_)) = next {
+                self.messages_returned += 1;
+                stream.get_mut().message_returned();
+            }
+            let ending = match next {
                 Some(Ok(Message::Close(reply))) => Ending::from_close_frame(reply),
                 // Messages still in flight from the peer are dropped.
                 Some(Ok(_)) => continue,
@@ -417,10 +559,23 @@ impl Connection {
     /// Fails the connection after an error: tells a misbehaving peer why (RFC 6455 7.1.7),
     /// as far as the socket takes it without waiting, then hangs up.
     fn fail(&mut self, cx: &mut Context<'_>, err: Error) -> Ending {
+        if let Error::Io(io) = &err {
+            self.peer_reset |= io.kind() == std::io::ErrorKind::ConnectionReset;
+        }
+        let bad_length = self
+            .stream
+            .as_ref()
+            .is_some_and(|stream| stream.get_ref().saw_bad_length());
         let ending = if ws_error::is_disconnect(&err) {
             Ending::unclean(1006, ws_error::describe(&err))
         } else {
-            let code = ws_error::close_code(&err);
+            // RFC 6455 5.2: a 64-bit length's top bit must be 0; tungstenite calls the
+            // frame too large.
+            let code = if bad_length {
+                1002
+            } else {
+                ws_error::close_code(&err)
+            };
             if let Some(stream) = self.stream.as_mut() {
                 let notice = Message::Close(Some(CloseFrame {
                     code: CloseCode::from(code),
@@ -430,7 +585,12 @@ impl Connection {
                     let _ = stream.poll_flush_unpin(cx);
                 }
             }
-            Ending::unclean(code, ws_error::describe(&err))
+            let reason = if bad_length {
+                "protocol error: frame length with its top bit set".to_string()
+            } else {
+                ws_error::describe(&err)
+            };
+            Ending::unclean(code, reason)
         };
         self.finish(ending)
     }

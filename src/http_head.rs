@@ -12,10 +12,33 @@ const MAX_HEADERS: usize = 124;
 
 /// Where the head ends (just past its blank line), if it is complete.
 pub fn end_of_head(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .map(|at| at + 4)
+    match HeadEnd::default().scan(bytes) {
+        (taken, true) => Some(taken),
+        (_, false) => None,
+    }
+}
+
+/// Finds a head's blank line across any chunking: an empty line ended by CRLF or by a bare
+/// LF, as httparse (and so tungstenite) accepts them.
+#[derive(Default, Clone, Copy)]
+pub struct HeadEnd {
+    /// 0: inside a line; 1: a line just ended; 2: and a CR followed.
+    seen: u8,
+}
+
+impl HeadEnd {
+    /// Scans `bytes`, the next ones: how many belong to the head, and whether it ended.
+    pub fn scan(&mut self, bytes: &[u8]) -> (usize, bool) {
+        for (index, &byte) in bytes.iter().enumerate() {
+            self.seen = match (byte, self.seen) {
+                (b'\n', 1 | 2) => return (index + 1, true),
+                (b'\n', _) => 1,
+                (b'\r', 1) => 2,
+                _ => 0,
+            };
+        }
+        (bytes.len(), false)
+    }
 }
 
 /// A response head with `Sec-WebSocket-Protocol: protocol` added, when it is a 101 that names
@@ -77,8 +100,28 @@ impl RequestHead {
             Some("Sec-WebSocket-Version is not 13")
         } else if self.header("sec-websocket-key").is_none() {
             Some("no Sec-WebSocket-Key")
+        } else if self
+            .header("sec-websocket-key")
+            .is_some_and(|key| key.contains(','))
+        {
+            // Repeated headers are joined by ", "; a key (base64) never holds a comma.
+            Some("duplicate Sec-WebSocket-Key")
         } else {
             None
+        }
+    }
+
+    /// Why this request is refused before anything else looks at it: it announces a body
+    /// (an upgrade has none, and a server that does not read one would take it for the next
+    /// request: the shape of request smuggling).
+    pub fn body_problem(&self) -> Option<&'static str> {
+        let length = self.header("content-length");
+        let chunked = self.header("transfer-encoding").is_some();
+        match (length, chunked) {
+            (Some(_), true) => Some("Content-Length with Transfer-Encoding"),
+            (None, true) => Some("a request body (Transfer-Encoding)"),
+            (Some(length), false) if length != "0" => Some("a request body (Content-Length)"),
+            _ => None,
         }
     }
 }
@@ -235,5 +278,56 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, echo\r\nX-Tag: a\r\nx
         assert!(checked_header("X-A", "1\r\nEvil: 2").is_err());
         assert!(checked_header("X A", "1").is_err());
         assert!(checked_header("X-A", "fine").is_ok());
+    }
+
+    #[test]
+    fn a_head_ends_at_an_empty_line_with_crlf_or_bare_lf() {
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(24));
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\nA: b\n\nrest"), Some(21));
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\nA: b\n\r\n"), Some(22));
+        assert_eq!(end_of_head(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+        // Across chunks, cut anywhere.
+        let head = b"GET / HTTP/1.1\r\nA: b\r\n\r\n";
+        for cut in 0..head.len() {
+            let mut end = HeadEnd::default();
+            let (first, found) = end.scan(&head[..cut]);
+            assert!(!found && first == cut);
+            assert_eq!(end.scan(&head[cut..]), (head.len() - cut, true));
+        }
+    }
+
+    #[test]
+    fn a_bare_lf_upgrade_parses() {
+        let bare: Vec<u8> = String::from_utf8_lossy(UPGRADE)
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let head = parse_request(&bare).expect("parsed");
+        assert_eq!(head.upgrade_problem(), None);
+    }
+
+    #[test]
+    fn bodies_and_repeated_keys_are_refused() {
+        let with = |extra: &str| {
+            let text = String::from_utf8_lossy(UPGRADE).replace("X-Tag: a", extra);
+            parse_request(text.as_bytes()).expect("parsed")
+        };
+        assert_eq!(with("X-Tag: a").body_problem(), None);
+        assert_eq!(with("Content-Length: 0").body_problem(), None);
+        assert_eq!(
+            with("Content-Length: 5").body_problem(),
+            Some("a request body (Content-Length)")
+        );
+        assert_eq!(
+            with("Transfer-Encoding: chunked").body_problem(),
+            Some("a request body (Transfer-Encoding)")
+        );
+        assert_eq!(
+            with("Content-Length: 0\r\nTransfer-Encoding: chunked").body_problem(),
+            Some("Content-Length with Transfer-Encoding")
+        );
+        assert_eq!(
+            with("Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==").upgrade_problem(),
+            Some("duplicate Sec-WebSocket-Key")
+        );
     }
 }

@@ -16,6 +16,7 @@ mod doorbell;
 mod fast_calls;
 pub mod http_head;
 mod keepalive;
+mod memory_budget;
 mod message_count;
 mod nonblocking;
 mod options;
@@ -78,6 +79,11 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set(
         "now",
         lua.create_function(|lua, ()| Ok(core::Core::of(lua)?.now()))?,
+    )?;
+    // The memory budget of incoming data: bytes charged now, and the limit.
+    exports.set(
+        "incoming_budget",
+        lua.create_function(|_, ()| Ok((memory_budget::used(), memory_budget::limit())))?,
     )?;
     exports.set(
         "busy",

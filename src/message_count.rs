@@ -10,28 +10,50 @@
 //! The stream starts with an HTTP head (the request for a server, the response for a
 //! client); frames begin right after its blank line, where tungstenite's handshake stops.
 
-use crate::http_head::MAX_HEAD;
+use std::collections::VecDeque;
+
+use crate::http_head::{HeadEnd, MAX_HEAD};
 
 /// The longest frame header (RFC 6455 5.2).
 const HEADER_MAX: usize = 14;
-const END_OF_HEAD: &[u8; 4] = b"\r\n\r\n";
+
+/// Frames larger than this leave tungstenite's buffers large (see `largest_frame`).
+pub const LARGE_FRAME: u64 = 64 * 1024;
 
 pub struct MessageCount {
     phase: Phase,
     /// Messages that ended so far (a final data frame, or any control frame).
     ended: u64,
+    /// Bytes followed so far.
+    offset: u64,
+    /// Where each message that ended and was not returned yet ends (an offset).
+    ends: VecDeque<u64>,
+    /// Where the bytes tungstenite still holds begin: the end of the head, then of the last
+    /// message returned.
+    released: u64,
+    /// The most payload bytes of one frame handed out since `reset_largest_frame`
+    /// (tungstenite's read buffer grows to hold a whole frame, and keeps that size).
+    largest_frame: u64,
+    /// A frame announced a 64-bit length with its top bit set (RFC 6455 5.2: a protocol
+    /// error, which tungstenite reports as too large).
+    bad_length: bool,
 }
 
 enum Phase {
-    /// In the HTTP head: its length so far, and how much of the blank line matched.
-    Head { length: usize, matched: usize },
+    /// In the HTTP head: its length so far, and where its blank line is.
+    Head { length: usize, end: HeadEnd },
     /// In a frame header: its bytes so far.
     Header {
         bytes: [u8; HEADER_MAX],
         length: usize,
     },
-    /// In a payload: the bytes still to come, and whether the frame ends a message.
-    Payload { left: u64, ends_message: bool },
+    /// In a payload: the bytes still to come, those that came, and whether the frame ends a
+    /// message.
+    Payload {
+        left: u64,
+        came: u64,
+        ends_message: bool,
+    },
     /// The head was too long to be one: the count means nothing.
     Lost,
 }
@@ -41,9 +63,14 @@ impl Default for MessageCount {
         MessageCount {
             phase: Phase::Head {
                 length: 0,
-                matched: 0,
+                end: HeadEnd::default(),
             },
             ended: 0,
+            offset: 0,
+            ends: VecDeque::new(),
+            released: 0,
+            largest_frame: 0,
+            bad_length: false,
         }
     }
 }
@@ -54,20 +81,55 @@ impl MessageCount {
         !matches!(self.phase, Phase::Head { .. } | Phase::Lost) && self.ended == returned
     }
 
+    /// Whether the bytes so far end exactly where a frame does (no partial header or payload).
+    pub fn at_frame_boundary(&self) -> bool {
+        matches!(self.phase, Phase::Header { length: 0, .. })
+    }
+
+    /// Tells that tungstenite returned the oldest message not returned yet: the bytes up to
+    /// its end are no longer held.
+    pub fn message_returned(&mut self) {
+        if let Some(end) = self.ends.pop_front() {
+            self.released = end;
+        }
+    }
+
+    /// Bytes followed that tungstenite may still hold: the head while it lasts, then those
+    /// after the end of the last message returned (none once the count is lost).
+    pub fn held(&self) -> u64 {
+        match self.phase {
+            Phase::Lost => 0,
+            _ => self.offset - self.released,
+        }
+    }
+
+    pub fn largest_frame(&self) -> u64 {
+        self.largest_frame
+    }
+
+    pub fn reset_largest_frame(&mut self) {
+        self.largest_frame = 0;
+    }
+
+    pub fn saw_bad_length(&self) -> bool {
+        self.bad_length
+    }
+
     /// Follows `bytes`, the next ones handed out.
     pub fn follow(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            bytes = match &mut self.phase {
-                Phase::Head { length, matched } => {
-                    let (taken, found) = match_end_of_head(bytes, matched);
+            let taken = match &mut self.phase {
+                Phase::Head { length, end } => {
+                    let (taken, found) = end.scan(bytes);
                     *length += taken;
                     if found {
                         self.phase = new_header();
+                        self.released = self.offset + taken as u64;
                     } else if *length > MAX_HEAD {
                         // Not a head: the count means nothing (reads are never skipped).
                         self.phase = Phase::Lost;
                     }
-                    &bytes[taken..]
+                    taken
                 }
                 Phase::Header {
                     bytes: header,
@@ -79,22 +141,27 @@ impl MessageCount {
                     *length += taken;
                     if *length == header_length(&header[..*length]) {
                         let (payload, ends_message) = parse_header(&header[..*length]);
+                        self.bad_length |= payload >> 63 != 0;
                         self.phase = Phase::Payload {
                             left: payload,
+                            came: 0,
                             ends_message,
                         };
-                        self.end_frame_if_done();
                     }
-                    &bytes[taken..]
+                    taken
                 }
-                Phase::Payload { left, .. } => {
+                Phase::Payload { left, came, .. } => {
                     let taken = (*left).min(bytes.len() as u64) as usize;
                     *left -= taken as u64;
-                    self.end_frame_if_done();
-                    &bytes[taken..]
+                    *came += taken as u64;
+                    self.largest_frame = self.largest_frame.max(*came);
+                    taken
                 }
                 Phase::Lost => return,
             };
+            self.offset += taken as u64;
+            self.end_frame_if_done();
+            bytes = &bytes[taken..];
         }
     }
 
@@ -103,9 +170,13 @@ impl MessageCount {
         if let Phase::Payload {
             left: 0,
             ends_message,
+            ..
         } = self.phase
         {
-            self.ended += u64::from(ends_message);
+            if ends_message {
+                self.ended += 1;
+                self.ends.push_back(self.offset);
+            }
             self.phase = new_header();
         }
     }
@@ -116,24 +187,6 @@ fn new_header() -> Phase {
         bytes: [0; HEADER_MAX],
         length: 0,
     }
-}
-
-/// Scans `bytes` for the end of the head, `matched` bytes of it seen already: the bytes
-/// that belong to the head, and whether it ended.
-fn match_end_of_head(bytes: &[u8], matched: &mut usize) -> (usize, bool) {
-    for (index, &byte) in bytes.iter().enumerate() {
-        *matched = if byte == END_OF_HEAD[*matched] {
-            *matched + 1
-        } else if byte == b'\r' {
-            1
-        } else {
-            0
-        };
-        if *matched == END_OF_HEAD.len() {
-            return (index + 1, true);
-        }
-    }
-    (bytes.len(), false)
 }
 
 /// The whole header's length, as far as `seen` (its first bytes) tells: 2 until both of the
@@ -247,5 +300,47 @@ mod tests {
                 proptest::prop_assert!(!count.all_returned(ended + 1));
             }
         }
+    }
+
+    #[test]
+    fn held_bytes_end_where_the_last_returned_message_ends() {
+        let mut count = MessageCount::default();
+        count.follow(HEAD);
+        assert_eq!(count.held(), 0);
+        let first = frame(OpCode::Data(Data::Binary), true, 10, true);
+        let second = frame(OpCode::Data(Data::Binary), true, 300, true);
+        count.follow(&first);
+        count.follow(&second[..50]);
+        assert_eq!(count.held(), (first.len() + 50) as u64);
+        assert!(!count.at_frame_boundary());
+        count.message_returned();
+        assert_eq!(count.held(), 50);
+        count.follow(&second[50..]);
+        assert!(count.at_frame_boundary());
+        count.message_returned();
+        assert_eq!(count.held(), 0);
+        assert_eq!(count.largest_frame(), 300);
+        count.reset_largest_frame();
+        assert_eq!(count.largest_frame(), 0);
+    }
+
+    #[test]
+    fn a_bare_lf_head_ends_too() {
+        let mut count = MessageCount::default();
+        count.follow(b"HTTP/1.1 101 OK\nUpgrade: websocket\n\n");
+        assert!(count.all_returned(0));
+        assert_eq!(count.held(), 0);
+    }
+
+    #[test]
+    fn a_length_with_its_top_bit_set_is_seen() {
+        let mut count = MessageCount::default();
+        count.follow(HEAD);
+        count.follow(&[0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert!(!count.saw_bad_length());
+        let mut count = MessageCount::default();
+        count.follow(HEAD);
+        count.follow(&[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(count.saw_bad_length());
     }
 }

@@ -12,10 +12,12 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use mlua::{IntoLuaMulti, LightUserData, Lua, MultiValue, UserData, UserDataMethods, Value};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::connection::{self, ConnectError, Connection, Ending, Opened, Received, State};
 use crate::core::{Core, DeadlineId, Pump, WaitAlarm};
+use crate::memory_budget::{Account, Part};
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
     ClientOptions, ConnectArguments, ConnectionSettings,
@@ -23,7 +25,10 @@ use crate::options::{
 use crate::ready::Readiness;
 use crate::request::RequestInfo;
 use crate::results;
-use crate::transport::FrameWrite;
+use crate::transport::{FrameWrite, PeerGone};
+
+/// How often a paused connection looks for a peer that reset or hung up.
+const DEPARTURE_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The value a call returns first when it would have to wait.
 pub fn pending() -> LightUserData {
@@ -53,6 +58,13 @@ struct Shared {
     closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
     inbox: VecDeque<Received>,
+    /// The bytes of the messages in `inbox`.
+    inbox_bytes: usize,
+    /// What this connection holds, for the memory budget: it outlives the socket while
+    /// messages read ahead wait for Lua.
+    account: Option<Rc<Account>>,
+    /// The handler returned: messages left when the connection ends are nobody's.
+    handler_returned: bool,
     /// The waker's count when reading last found nothing. A poll that returns Pending has
     /// promised to fire the waker once it can go on, so until the count moves another read
     /// would find nothing too, and is skipped (it would cost tungstenite a buffer fill).
@@ -61,6 +73,8 @@ struct Shared {
     ended: Option<Ending>,
     /// The doorbell's deadline for the keepalive timer, while there is one.
     keepalive_alarm: Option<(tokio::time::Instant, DeadlineId)>,
+    /// The next look for a departed peer while the connection is paused.
+    departure_alarm: Option<(tokio::time::Instant, DeadlineId)>,
     /// A client's connection: its frames are masked.
     is_client: bool,
     /// Whether the connection was ever open, and whether its end was reported.
@@ -84,10 +98,11 @@ impl Shared {
         let max_queue = self.settings.max_queue;
         if self.connection.state() == State::Open && self.inbox.len() >= max_queue {
             self.connection.pause_keepalive();
+            self.watch_for_departure();
             return;
         }
         if let Poll::Ready(ending) = self.connection.poll_keepalive(&mut cx) {
-            self.ended = Some(ending);
+            self.end(ending);
             return;
         }
         let wakes = self.readiness.wakes();
@@ -95,15 +110,107 @@ impl Shared {
             return;
         }
         while self.connection.state() == State::Open && self.inbox.len() < max_queue {
+            let mut cx = self.readiness.waker_context();
             match self.connection.poll_receive(&mut cx) {
                 Poll::Pending => {
                     self.read_parked_at = Some(wakes);
                     break;
                 }
-                Poll::Ready(Ok(message)) => self.inbox.push_back(message),
-                Poll::Ready(Err(ending)) => self.ended = Some(ending),
+                Poll::Ready(Ok(message)) => self.queue(message),
+                Poll::Ready(Err(ending)) => self.end(ending),
             }
         }
+        if self.is_paused() {
+            // Nothing reads this socket for a while: its bytes read ahead take no more room
+            // than they need.
+            self.connection.compact();
+            self.watch_for_departure();
+        }
+    }
+
+    /// Whether nothing reads the socket now: its messages wait for Lua, or the memory
+    /// budget has no room.
+    fn is_paused(&self) -> bool {
+        self.connection.state() == State::Open
+            && (self.inbox.len() >= self.settings.max_queue
+                || self.connection.is_waiting_for_budget())
+    }
+
+    /// While nothing reads the socket (checked at least every DEPARTURE_CHECK): a peer that
+    /// reset is let go, and what was read ahead for it dropped (the kernel drops its unread
+    /// bytes too); one that hung up is let go once its handler returned (nobody would read
+    /// the rest).
+    fn watch_for_departure(&mut self) {
+        if !self.is_paused() {
+            return;
+        }
+        let reset = match self.connection.peer_gone() {
+            None => return,
+            Some(PeerGone::Reset) => true,
+            Some(PeerGone::HungUp) if self.handler_returned => false,
+            Some(PeerGone::HungUp) => return,
+        };
+        let ending = self.connection.drop_departed(reset);
+        self.end(ending);
+    }
+
+    /// Keeps an alarm set while the connection is paused, for `watch_for_departure`: the
+    /// socket's readiness cannot tell (it stays up while bytes wait unread).
+    fn arm_departure_alarm(&mut self, core: &Core) {
+        let now = tokio::time::Instant::now();
+        let due = match self.departure_alarm {
+            Some((at, _)) => at <= now,
+            None => true,
+        };
+        if !self.is_paused() {
+            if let Some((_, alarm)) = self.departure_alarm.take() {
+                core.cancel_deadline(alarm);
+            }
+            return;
+        }
+        if due {
+            let at = now + DEPARTURE_CHECK;
+            let alarm = core.wake_at(at.into_std(), &self.readiness);
+            self.departure_alarm = Some((at, alarm));
+        }
+    }
+
+    /// Keeps `message` for a later receive.
+    fn queue(&mut self, message: Received) {
+        self.inbox_bytes += message.payload.len();
+        self.inbox.push_back(message);
+        self.count(Part::Queued, self.inbox_bytes);
+    }
+
+    /// The oldest message read ahead, which Lua now holds.
+    fn take_queued(&mut self) -> Option<Received> {
+        let message = self.inbox.pop_front()?;
+        self.inbox_bytes -= message.payload.len();
+        self.count(Part::Queued, self.inbox_bytes);
+        self.count(Part::Taken, message.payload.len());
+        Some(message)
+    }
+
+    fn count(&self, part: Part, bytes: usize) {
+        if let Some(account) = &self.account {
+            account.set(part, bytes);
+        }
+    }
+
+    /// The connection ended: kept for the next receive. Messages read ahead stay for Lua,
+    /// unless the peer reset (the kernel drops unread bytes then too) or the handler
+    /// returned (nobody will read them).
+    fn end(&mut self, ending: Ending) {
+        self.ended = Some(ending);
+        if self.connection.peer_was_reset() || self.handler_returned {
+            self.drop_inbox();
+        }
+    }
+
+    fn drop_inbox(&mut self) {
+        self.inbox.clear();
+        self.inbox_bytes = 0;
+        self.count(Part::Queued, 0);
     }
 
     fn drive_connection(&mut self) {
@@ -120,7 +227,7 @@ impl Shared {
             State::Closed => {}
             _ if self.closing_with.is_some() => {
                 if let Poll::Ready(ending) = self.poll_close() {
-                    self.ended = Some(ending);
+                    self.end(ending);
                 }
             }
             _ => self.read_ahead(),
@@ -158,6 +265,7 @@ impl Shared {
     /// Everything that follows a poll: the keepalive alarm and the end.
     fn settle(&mut self, core: &Core) {
         self.arm_keepalive_alarm(core);
+        self.arm_departure_alarm(core);
         self.report_end(core);
     }
 
@@ -166,11 +274,13 @@ impl Shared {
     fn poll_receive(&mut self, core: &Core) -> Poll<Result<Received, Ending>> {
         let _runtime = core.enter();
         self.readiness.lower();
-        let outcome = match self.inbox.pop_front() {
+        // Lua no longer holds the message it took before (an echo has sent it back).
+        self.count(Part::Taken, 0);
+        let outcome = match self.take_queued() {
             Some(message) => Poll::Ready(Ok(message)),
             None => {
                 self.drive_connection();
-                match (self.inbox.pop_front(), self.ended.take()) {
+                match (self.take_queued(), self.ended.take()) {
                     (Some(message), ended) => {
                         self.ended = ended;
                         Poll::Ready(Ok(message))
@@ -413,6 +523,7 @@ impl NonBlockingConnection {
     /// A handle over `connection` (open already for a server, closed for a client).
     pub fn new(core: Rc<Core>, connection: Connection, settings: ConnectionSettings) -> Self {
         let opened = connection.state() == State::Open;
+        let account = connection.account().cloned();
         let shared = Rc::new(RefCell::new(Shared {
             connection,
             readiness: core.readiness(),
@@ -423,9 +534,13 @@ impl NonBlockingConnection {
             flush_waiting: false,
             closing_with: None,
             inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            account,
+            handler_returned: false,
             read_parked_at: None,
             ended: None,
             keepalive_alarm: None,
+            departure_alarm: None,
             // A server's connections come open; a client's opens with its connect.
             is_client: !opened,
             opened,
@@ -503,8 +618,9 @@ impl NonBlockingConnection {
         shared.connecting = None;
         let outcome = outcome.map(|opened| {
             let keepalive = shared.settings.keepalive;
-            shared.connection = Connection::open(opened.stream, keepalive);
-            shared.inbox.clear();
+            shared.connection = Connection::open(opened.stream, Role::Client, keepalive);
+            shared.account = shared.connection.account().cloned();
+            shared.drop_inbox();
             shared.ended = None;
             shared.closing_with = None;
             shared.opened = true;
@@ -572,7 +688,7 @@ impl NonBlockingConnection {
                 Poll::Ready(ending) => ending,
             },
         };
-        shared.inbox.clear();
+        shared.drop_inbox();
         shared.settle(&self.core);
         results::closed(lua, ending)
     }
@@ -598,6 +714,22 @@ impl NonBlockingConnection {
         shared.drive_connection();
         shared.settle(&self.core);
         shared.connection.state() == State::Closed
+    }
+
+    /// The server's handler for this connection returned: Lua holds no message of it any
+    /// more, and messages read ahead are dropped once the connection ends (nobody is left
+    /// to receive them; a program that keeps the ws to receive later still can while the
+    /// connection is open).
+    fn handler_returned(&mut self) {
+        let _runtime = self.core.enter();
+        let mut shared = self.shared.borrow_mut();
+        shared.handler_returned = true;
+        shared.count(Part::Taken, 0);
+        if shared.ended.is_some() || shared.connection.state() == State::Closed {
+            shared.drop_inbox();
+        }
+        // A peer that hung up while its messages waited is let go now.
+        shared.readiness.wake();
     }
 
     /// Drops the socket at once (a close whose timeout expired).
@@ -632,6 +764,9 @@ impl Drop for NonBlockingConnection {
         if let Some((_, alarm)) = shared.keepalive_alarm.take() {
             self.core.cancel_deadline(alarm);
         }
+        if let Some((_, alarm)) = shared.departure_alarm.take() {
+            self.core.cancel_deadline(alarm);
+        }
         self.core.remove_pump(shared.readiness.id());
     }
 }
@@ -663,6 +798,10 @@ impl UserData for NonBlockingConnection {
         methods.add_method_mut("close_finished", |_, this, ()| Ok(this.close_finished()));
         methods.add_method_mut("abort", |lua, this, ()| results::closed(lua, this.abort()));
         methods.add_method("state", |_, this, ()| Ok(this.state()));
+        methods.add_method_mut("handler_returned", |_, this, ()| {
+            this.handler_returned();
+            Ok(())
+        });
         // A server connection's request as a Lua table (a new one each call), else nil.
         methods.add_method("request", |lua, this, ()| {
             this.request

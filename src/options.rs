@@ -245,6 +245,9 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     pub reuse_port: bool,
+    /// `config.incoming_budget`: bytes every connection of this Lua thread may hold beyond
+    /// its allowance (memory_budget.rs).
+    pub incoming_budget: Option<usize>,
     /// `config.cluster`: the Redis URL and the channel.
     pub cluster: Option<(String, String)>,
 }
@@ -270,6 +273,7 @@ impl ServerOptions {
                 None => None,
             },
             reuse_port: table.get::<Option<bool>>("reuse_port")?.unwrap_or(false),
+            incoming_budget: size(table.get("incoming_budget")?, "listen", "incoming_budget")?,
             cluster: cluster_options(table.get("cluster")?)?,
         })
     }

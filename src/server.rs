@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::batched_read::BatchedRead;
@@ -196,6 +196,9 @@ pub fn listen(
         Ok(options) => options,
         Err(err) => return argument_errors_as_values(lua, Err(err)),
     };
+    if let Some(budget) = options.incoming_budget {
+        crate::memory_budget::set_limit(budget);
+    }
     let core = Core::of(lua)?;
     let bound = {
         let _runtime = core.enter();
@@ -418,7 +421,17 @@ async fn read_request(
             }
         }
     };
-    match http_head::parse_request(&bytes[..end]) {
+    let head = http_head::parse_request(&bytes[..end]).and_then(|head| {
+        // A client must wait for the answer before it sends more (RFC 6455 4.1).
+        let problem = head
+            .body_problem()
+            .or((bytes.len() > end).then_some("data after the request head"));
+        match problem {
+            Some(problem) => Err(HeadError::Malformed(problem.into())),
+            None => Ok(head),
+        }
+    });
+    match head {
         Ok(head) => {
             let info = Rc::new(RequestInfo::new(&bytes[..end], peer, secure));
             Ok(Arrived {
@@ -743,7 +756,7 @@ impl UserData for Listener {
                     let settings = this.handshake.settings.clone();
                     let connection = {
                         let _runtime = this.core.enter();
-                        Connection::open(*stream, settings.keepalive)
+                        Connection::open(*stream, Role::Server, settings.keepalive)
                     };
                     let notice: Rc<dyn EndNotice> = this.shared.clone();
                     let handle =

@@ -15,6 +15,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::batched_read::BatchedRead;
 use crate::http_head;
+use crate::memory_budget::{Account, Part};
 use crate::message_count::MessageCount;
 
 pub type Tcp = BatchedRead<TcpStream>;
@@ -45,6 +47,13 @@ pub struct Transport {
     writer_holds_bytes: bool,
     /// The messages in the bytes handed to tungstenite (see `poll_worth_reading`).
     handed: MessageCount,
+    /// What this connection holds, for the memory budget (memory_budget.rs).
+    account: Rc<Account>,
+    /// The last read from the socket was held back because the budget had no room.
+    waiting_for_budget: bool,
+    /// The largest write tungstenite made since `reset_largest`: its write buffer keeps
+    /// that capacity.
+    largest_write: usize,
 }
 
 /// What became of a frame offered with `Transport::try_write_frame`.
@@ -55,6 +64,15 @@ pub enum FrameWrite {
     Partly,
     /// Nothing was written: the socket is full, something else waits, or this is TLS.
     Refused,
+}
+
+/// What a peer did while nothing read its connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PeerGone {
+    /// It reset the connection: everything it sent is void.
+    Reset,
+    /// It closed its side (what it sent before still counts).
+    HungUp,
 }
 
 /// Bytes to hand out before reading the socket again.
@@ -81,6 +99,144 @@ impl Transport {
             frame_rest: Vec::new(),
             writer_holds_bytes: false,
             handed: MessageCount::default(),
+            account: Account::new(),
+            waiting_for_budget: false,
+            largest_write: 0,
+        }
+    }
+
+    /// What this connection holds, for the memory budget.
+    pub fn account(&self) -> &Rc<Account> {
+        &self.account
+    }
+
+    /// Whether tungstenite's last write was refused or taken only in part.
+    pub fn writer_holds_bytes(&self) -> bool {
+        self.writer_holds_bytes || !self.frame_rest.is_empty()
+    }
+
+    /// Tells that tungstenite returned a message (of any kind): the bytes it came in are no
+    /// longer held.
+    pub fn message_returned(&mut self) {
+        self.handed.message_returned();
+        self.count_reading();
+    }
+
+    /// Whether tungstenite holds nothing but what it must keep: every message handed to it
+    /// returned, no partial frame, nothing waiting to be written.
+    pub fn is_idle(&self, returned: u64) -> bool {
+        self.handed.all_returned(returned)
+            && self.handed.at_frame_boundary()
+            && !self.writer_holds_bytes()
+            && self.replay.is_none()
+    }
+
+    /// Whether tungstenite's buffers have grown large since `reset_largest` (a large frame
+    /// read, a large message written): they keep that capacity until it is made anew.
+    pub fn buffers_grew(&self) -> bool {
+        self.handed.largest_frame() > crate::message_count::LARGE_FRAME
+            || self.largest_write as u64 > crate::message_count::LARGE_FRAME
+    }
+
+    pub fn reset_largest(&mut self) {
+        self.handed.reset_largest_frame();
+        self.largest_write = 0;
+        self.count_reading();
+    }
+
+    /// A frame announced a 64-bit length with its top bit set (a protocol error).
+    pub fn saw_bad_length(&self) -> bool {
+        self.handed.saw_bad_length()
+    }
+
+    /// Moves bytes read ahead into a buffer of their size (see BatchedRead::compact).
+    pub fn compact(&mut self) {
+        if let Some(tcp) = self.tcp_mut() {
+            tcp.compact();
+        }
+    }
+
+    fn tcp_mut(&mut self) -> Option<&mut Tcp> {
+        match &mut self.inner {
+            Inner::Plain(tcp) => Some(tcp),
+            Inner::ClientTls(tls) => Some(tls.get_mut().0),
+            Inner::ServerTls(tls) => Some(tls.get_mut().0),
+        }
+    }
+
+    fn tcp(&self) -> &Tcp {
+        match &self.inner {
+            Inner::Plain(tcp) => tcp,
+            Inner::ClientTls(tls) => tls.get_ref().0,
+            Inner::ServerTls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// What became of the peer, as far as the kernel tells without reading (for a
+    /// connection nothing reads now: its messages wait for Lua, or the budget has no room).
+    /// Its readiness is left alone: clearing it would hide bytes still to read.
+    pub fn peer_gone(&self) -> Option<PeerGone> {
+        let tcp = self.tcp().get_ref();
+        if let Ok(Some(_)) | Err(_) = tcp.take_error() {
+            return Some(PeerGone::Reset);
+        }
+        match tcp_state(tcp) {
+            Some(TCP_CLOSE) => Some(PeerGone::Reset),
+            Some(TCP_CLOSE_WAIT) => Some(PeerGone::HungUp),
+            _ => None,
+        }
+    }
+
+    /// Whether the last read from the socket was held back for the memory budget.
+    pub fn is_waiting_for_budget(&self) -> bool {
+        self.waiting_for_budget
+    }
+
+    /// Ready when tungstenite holds no unwritten bytes, or the socket has room for them.
+    pub fn poll_write_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.writer_holds_bytes() {
+            return Poll::Ready(());
+        }
+        self.tcp().get_ref().poll_write_ready(cx).map(|_| ())
+    }
+
+    /// Bytes read from the socket and not returned as a message yet, for the account.
+    fn count_reading(&mut self) {
+        let leftover = match &self.inner {
+            Inner::Plain(tcp) => tcp.leftover_len(),
+            _ => 0,
+        };
+        let replay = self
+            .replay
+            .as_ref()
+            .map_or(0, |replay| replay.bytes.len() - replay.taken);
+        // Buffers that grew keep their capacity until the connection renews them: counted,
+        // so that what the budget bounds is what memory holds.
+        let grown = match self.buffers_grew() {
+            true => self.handed.largest_frame() as usize + self.largest_write,
+            false => 0,
+        };
+        let reading = self.handed.held() as usize + leftover + replay + grown;
+        self.account.set(Part::Reading, reading);
+    }
+
+    /// The bytes the next socket read may bring: Pending (woken when there is room, or
+    /// when the peer resets) while the memory budget has none.
+    fn poll_read_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if let Inner::Plain(tcp) = &self.inner {
+            if tcp.leftover_len() > 0 {
+                return Poll::Ready(Ok(usize::MAX));
+            }
+        }
+        match self.account.poll_room(cx) {
+            Poll::Ready(room) => {
+                self.waiting_for_budget = false;
+                Poll::Ready(Ok(room))
+            }
+            Poll::Pending => {
+                self.waiting_for_budget = true;
+                Poll::Pending
+            }
         }
     }
 
@@ -118,6 +274,7 @@ impl Transport {
             Ok(written) if written == frame.len() => FrameWrite::Written,
             Ok(written) => {
                 self.frame_rest = frame[written..].to_vec();
+                self.account.set(Part::Writing, self.frame_rest.len());
                 FrameWrite::Partly
             }
             // Full (or failed: tungstenite's next write meets the same error and reports it).
@@ -133,6 +290,7 @@ impl Transport {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.frame_rest.drain(..written);
+            self.account.set(Part::Writing, self.frame_rest.len());
         }
         Poll::Ready(Ok(()))
     }
@@ -206,6 +364,38 @@ impl Transport {
     }
 }
 
+/// Linux's TCP states (include/net/tcp_states.h) that say the peer is gone: a reset closes
+/// the socket, a FIN leaves it waiting for our close.
+const TCP_CLOSE: i32 = 7;
+const TCP_CLOSE_WAIT: i32 = 8;
+
+/// The socket's TCP state (TCP_INFO), if the kernel tells it.
+fn tcp_state(tcp: &TcpStream) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `length` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let status = unsafe {
+        libc::getsockopt(
+            tcp.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut length,
+        )
+    };
+    (status == 0).then_some(i32::from(info.tcpi_state))
+}
+
+impl Drop for Transport {
+    /// The account may outlive the transport (messages read ahead wait for Lua): what the
+    /// transport held is gone with it.
+    fn drop(&mut self) {
+        self.account.set(Part::Reading, 0);
+        self.account.set(Part::Writing, 0);
+    }
+}
+
 impl AsyncRead for Transport {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -215,16 +405,15 @@ impl AsyncRead for Transport {
         let this = &mut *self;
         let before = buf.filled().len();
         let read = this.poll_read_handed(cx, buf);
-        // Only a plain stream's reads are ever skipped (`poll_worth_reading`).
-        if let Inner::Plain(_) = this.inner {
-            this.handed.follow(&buf.filled()[before..]);
-        }
+        this.handed.follow(&buf.filled()[before..]);
+        this.count_reading();
         read
     }
 }
 
 impl Transport {
-    /// The next bytes for tungstenite: a replay first, then the socket.
+    /// The next bytes for tungstenite: a replay first, then the socket, as far as the
+    /// memory budget allows.
     fn poll_read_handed(
         &mut self,
         cx: &mut Context<'_>,
@@ -243,7 +432,21 @@ impl Transport {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let room = ready!(self.poll_read_room(cx))?;
+        match &mut self.inner {
+            Inner::Plain(tcp) => {
+                tcp.set_limit(room);
+                Pin::new(tcp).poll_read(cx, buf)
+            }
+            tls => {
+                let part = buf.initialize_unfilled_to(room.min(buf.remaining()));
+                let mut limited = ReadBuf::new(part);
+                let read = Pin::new(tls).poll_read(cx, &mut limited);
+                let count = limited.filled().len();
+                buf.advance(count);
+                read
+            }
+        }
     }
 }
 
@@ -259,7 +462,19 @@ impl AsyncWrite for Transport {
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => Poll::Pending,
         };
-        this.writer_holds_bytes = !matches!(result, Poll::Ready(Ok(n)) if n == buf.len());
+        // tungstenite offers its whole write buffer each time: what the socket did not take
+        // is what it holds.
+        let unwritten = match result {
+            Poll::Ready(Ok(n)) => buf.len() - n.min(buf.len()),
+            _ => buf.len(),
+        };
+        this.writer_holds_bytes = unwritten > 0;
+        if buf.len() > this.largest_write {
+            this.largest_write = buf.len();
+            this.count_reading();
+        }
+        this.account
+            .set(Part::Writing, unwritten + this.frame_rest.len());
         result
     }
 

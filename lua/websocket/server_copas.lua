@@ -42,6 +42,16 @@ local function default_on_error(message)
   io_stderr:write('websocket server: ', tostring(message), '\n')
 end
 
+-- Tells `on_error` about `message`; an `on_error` that raises goes to stderr with the
+-- message it was given, and the server goes on (no callback can stop it).
+local function report(server, message)
+  local ok, problem = pcall(server.on_error, message)
+  if not ok then
+    io_stderr:write('websocket server: on_error raised "', tostring(problem),
+      '" for: ', tostring(message), '\n')
+  end
+end
+
 -- The core writes a broadcast to every member whose socket takes it at once; the members
 -- it lists as busy (something else waits to be written to them) get it from a send that
 -- waits, so that nothing is lost and a slow member holds back only this sender.
@@ -136,11 +146,14 @@ end
 local function run_handler(server, handler, ws)
   local ok, err = pcall(handler, ws)
   if not ok then
-    server.on_error(err)
+    report(server, err)
     if ws.state == 'OPEN' then
       ws:close(1011, 'internal error')
     end
   end
+  -- Nobody receives for this connection now: what it still reads ahead is dropped once
+  -- it ends.
+  handle_of(ws):handler_returned()
 end
 
 -- The methods of the ws of `protocol`'s group, made once per group.
@@ -176,8 +189,8 @@ local function answer_request(server, hook, pending, request, id)
   local ok, status, headers, body = pcall(hook, request)
   if not ok then
     server.requests[id] = nil
-    server.on_error(status)
     pending:respond(500)
+    report(server, status)
     return
   end
   if status == nil or status == true then
@@ -187,8 +200,8 @@ local function answer_request(server, hook, pending, request, id)
   server.requests[id] = nil
   local sent, problem = pending:respond(status, headers, body)
   if sent == nil then
-    server.on_error('on_request returned a bad response: ' .. problem)
     pending:respond(500)
+    report(server, 'on_request returned a bad response: ' .. problem)
   end
 end
 
@@ -206,27 +219,38 @@ local function take_request(server, pending)
   end)
 end
 
+-- Acts on one event of the core.
+local function handle_event(server, event, detail, extra, request_id)
+  if event == 'request' then
+    take_request(server, detail)
+  elseif event == 'open' then
+    start_connection(server, detail, extra, request_id)
+  elseif event == 'error' then
+    if extra then
+      server.requests[extra] = nil
+    end
+    report(server, detail)
+  elseif event == 'ended' then
+    server.connections[detail] = nil
+  elseif event == 'cluster' then
+    -- Another process's broadcast: `detail` the message, `extra` its opcode.
+    send_to_busy(server, server.listener:deliver(detail, extra, request_id), detail, extra)
+  end
+end
+
 local function dispatch(server)
   local listener = server.listener
   -- After close(true), connections kept open still report their ends here.
   while server.listening or next(server.connections) ~= nil do
     local event, detail, extra, request_id = listener:next()
-    if event == 'request' then
-      take_request(server, detail)
-    elseif event == 'open' then
-      start_connection(server, detail, extra, request_id)
-    elseif event == 'error' then
-      if extra then
-        server.requests[extra] = nil
-      end
-      server.on_error(detail)
-    elseif event == 'ended' then
-      server.connections[detail] = nil
-    elseif event == 'cluster' then
-      -- Another process's broadcast: `detail` the message, `extra` its opcode.
-      send_to_busy(server, listener:deliver(detail, extra, request_id), detail, extra)
-    else
+    if event == nil then
       wait(listener)
+    else
+      -- Whatever an event's Lua raises, the dispatcher goes on accepting.
+      local ok, problem = pcall(handle_event, server, event, detail, extra, request_id)
+      if not ok then
+        report(server, problem)
+      end
     end
   end
 end

@@ -38,6 +38,18 @@ function process.rss_kib()
   return rss
 end
 
+--- Process `pid`'s resident memory and its peak (VmRSS, VmHWM), in KiB.
+function process.memory_kib(pid)
+  local status = assert(io.open('/proc/' .. pid .. '/status'))
+  local rss, peak
+  for line in status:lines() do
+    rss = rss or tonumber(line:match('^VmRSS:%s*(%d+)'))
+    peak = peak or tonumber(line:match('^VmHWM:%s*(%d+)'))
+  end
+  status:close()
+  return rss, peak
+end
+
 -- Ports handed out come from below Linux's ephemeral range (32768-60999): a port the kernel
 -- chose (bind to 0) could go to some outgoing connection's end before the spec listens on it.
 local FIRST_PORT, PORT_COUNT = 20000, 12000

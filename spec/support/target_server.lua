@@ -1,0 +1,55 @@
+--- A server process with the default limits, for the specs that attack it and read its
+-- memory from /proc: `echo` echoes, `sink` holds its connection and never receives, `gone`
+-- returns at once (the core keeps the connection), `boom` raises. Prints `listening <pid>` once it listens
+-- and `error <message>` for each on_error; with RAISING=1 its on_error also raises.
+--   lua spec/support/target_server.lua PORT RAISING(0|1)
+
+local copas = require'copas'
+local websocket = require'websocket'
+
+local port, raising = tonumber(arg[1]), arg[2] == '1'
+
+local stat = assert(io.open('/proc/self/stat'))
+local pid = stat:read('*n')
+stat:close()
+
+local function say(...)
+  io.stdout:write(...)
+  io.stdout:write('\n')
+  io.stdout:flush()
+end
+
+websocket.server.copas.listen({
+  port = port,
+  interface = '127.0.0.1',
+  on_error = function(message)
+    say('error ', tostring(message))
+    if raising then
+      error('on_error fails on purpose')
+    end
+  end,
+  protocols = {
+    echo = function(ws)
+      while true do
+        local message, opcode = ws:receive()
+        if not message then
+          return
+        end
+        ws:send(message, opcode)
+      end
+    end,
+    sink = function(ws)
+      -- copas 1.x has no sleep: a coroutine that yields nothing is never resumed there.
+      local sleep = copas.sleep or coroutine.yield
+      while ws.state == 'OPEN' do
+        sleep(0.2)
+      end
+    end,
+    gone = function() end,
+    boom = function()
+      error('the handler fails on purpose')
+    end,
+  },
+})
+say('listening ', tostring(pid))
+copas.loop()
