@@ -227,6 +227,7 @@ impl Connection {
 
     /// Whether tungstenite's buffers grew beyond what small messages need since they were
     /// last made anew (see `renew_buffers`).
+    #[inline]
     pub fn buffers_grew(&self) -> bool {
         self.stream
             .as_ref()
@@ -236,6 +237,7 @@ impl Connection {
     /// Gives the connection a new tungstenite context once its buffers grew (a large frame
     /// read or message written: tungstenite keeps that capacity for good) and it holds
     /// nothing: a connection that carried a 16 MiB message then costs what an idle one does.
+    #[inline]
     fn renew_buffers_if_grown(&mut self) {
         let (Some(stream), Some(role)) = (self.stream.as_ref(), self.role) else {
             return;
@@ -264,6 +266,7 @@ impl Connection {
     /// `message`, copied out when it is small and tungstenite's read buffer grew: its bytes
     /// share that buffer's allocation, which a small message waiting for Lua would
     /// otherwise keep whole (a 16 MiB buffer behind a 10-byte message).
+    #[inline]
     fn detached_if_grown(&self, message: Received) -> Received {
         let small = (message.payload.len() as u64) < crate::message_count::LARGE_FRAME;
         if small && self.buffers_grew() {
@@ -280,6 +283,7 @@ impl Connection {
     /// it could not write, so a peer that pings and never reads would grow that backlog
     /// without end; not reading it meanwhile holds it back instead (RFC 6455 5.5.3 lets the
     /// answer go to the latest ping only).
+    #[inline]
     fn poll_pong_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.pong_due {
             return Poll::Ready(());

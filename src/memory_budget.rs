@@ -23,6 +23,8 @@ use std::task::{Context, Poll, Waker};
 pub const ALLOWANCE: usize = 64 * 1024;
 /// The budget when nobody set one (bytes).
 pub const DEFAULT_BUDGET: usize = 256 * 1024 * 1024;
+/// What a connection alone over the budget reads at once (see `Account::poll_room`).
+const ALONE_READ: usize = 256 * 1024;
 
 struct Budget {
     limit: Cell<usize>,
@@ -136,6 +138,7 @@ impl Account {
     }
 
     /// Sets what `part` holds now, and charges the budget for the difference.
+    #[inline]
     pub fn set(&self, part: Part, bytes: usize) {
         let cell = self.cell(part);
         if cell.get() != bytes {
@@ -145,10 +148,12 @@ impl Account {
     }
 
     /// Everything this connection holds.
+    #[inline]
     pub fn held(&self) -> usize {
         self.reading.get() + self.queued.get() + self.taken.get() + self.writing.get()
     }
 
+    #[inline]
     fn settle(&self) {
         let over = self.held().saturating_sub(ALLOWANCE);
         let before = self.charged.replace(over);
@@ -173,12 +178,28 @@ impl Account {
 
     /// How many bytes this connection may read now: Ready with a positive count, or Pending
     /// (woken once the budget has room) when its allowance and the budget are both spent.
+    #[inline]
     pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<usize> {
-        let own = ALLOWANCE.saturating_sub(self.held());
-        let shared = BUDGET.with(|budget| budget.limit.get().saturating_sub(budget.used.get()));
+        let held = self.held();
+        if held == 0 {
+            // The usual case between small messages, without a look at the thread's budget
+            // (a thread-local, which costs a lookup in a loaded library).
+            return Poll::Ready(ALLOWANCE);
+        }
+        let own = ALLOWANCE.saturating_sub(held);
+        let (shared, alone) = BUDGET.with(|budget| {
+            let (limit, used) = (budget.limit.get(), budget.used.get());
+            (limit.saturating_sub(used), used == self.charged.get())
+        });
         let room = own.max(shared);
         if room > 0 {
             return Poll::Ready(room);
+        }
+        // The only connection holding the budget, assembling one message (none waits for
+        // Lua): it goes on, so that a message larger than the budget (a client's
+        // max_message_size may be) still completes; max_message_size bounds it.
+        if alone && self.queued.get() == 0 {
+            return Poll::Ready(ALONE_READ);
         }
         BUDGET.with(|budget| {
             let mut waiting = budget.waiting.borrow_mut();
@@ -232,6 +253,22 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_alone_over_the_budget_finishes_its_message() {
+        set_limit(2 * ALLOWANCE);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let big = Account::new();
+        big.set(Part::Reading, 10 * ALLOWANCE);
+        assert_eq!(big.poll_room(&mut cx), Poll::Ready(ALONE_READ));
+        // Not once another connection holds part of the budget too.
+        let other = Account::new();
+        other.set(Part::Reading, ALLOWANCE + 1);
+        assert_eq!(big.poll_room(&mut cx), Poll::Pending);
+        drop((big, other));
+        set_limit(DEFAULT_BUDGET);
+    }
+
+    #[test]
     fn a_spent_budget_stops_reading_beyond_the_allowance_and_wakes_when_freed() {
         set_limit(4 * ALLOWANCE);
         let hog = Account::new();
@@ -247,6 +284,8 @@ mod tests {
         let large = Account::new();
         large.set(Part::Queued, ALLOWANCE);
         assert_eq!(large.poll_room(&mut cx), Poll::Pending);
+        // So does the one over the budget, while it has messages waiting for Lua.
+        assert_eq!(hog.poll_room(&mut cx), Poll::Pending);
         hog.set(Part::Queued, 0);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(large.poll_room(&mut cx), Poll::Ready(4 * ALLOWANCE));

@@ -82,12 +82,14 @@ impl MessageCount {
     }
 
     /// Whether the bytes so far end exactly where a frame does (no partial header or payload).
+    #[inline]
     pub fn at_frame_boundary(&self) -> bool {
         matches!(self.phase, Phase::Header { length: 0, .. })
     }
 
     /// Tells that tungstenite returned the oldest message not returned yet: the bytes up to
     /// its end are no longer held.
+    #[inline]
     pub fn message_returned(&mut self) {
         if let Some(end) = self.ends.pop_front() {
             self.released = end;
@@ -96,6 +98,7 @@ impl MessageCount {
 
     /// Bytes followed that tungstenite may still hold: the head while it lasts, then those
     /// after the end of the last message returned (none once the count is lost).
+    #[inline]
     pub fn held(&self) -> u64 {
         match self.phase {
             Phase::Lost => 0,
@@ -103,6 +106,7 @@ impl MessageCount {
         }
     }
 
+    #[inline]
     pub fn largest_frame(&self) -> u64 {
         self.largest_frame
     }

@@ -111,12 +111,14 @@ impl Transport {
     }
 
     /// Whether tungstenite's last write was refused or taken only in part.
+    #[inline]
     pub fn writer_holds_bytes(&self) -> bool {
         self.writer_holds_bytes || !self.frame_rest.is_empty()
     }
 
     /// Tells that tungstenite returned a message (of any kind): the bytes it came in are no
     /// longer held.
+    #[inline]
     pub fn message_returned(&mut self) {
         self.handed.message_returned();
         self.count_reading();
@@ -124,6 +126,7 @@ impl Transport {
 
     /// Whether tungstenite holds nothing but what it must keep: every message handed to it
     /// returned, no partial frame, nothing waiting to be written.
+    #[inline]
     pub fn is_idle(&self, returned: u64) -> bool {
         self.handed.all_returned(returned)
             && self.handed.at_frame_boundary()
@@ -133,6 +136,7 @@ impl Transport {
 
     /// Whether tungstenite's buffers have grown large since `reset_largest` (a large frame
     /// read, a large message written): they keep that capacity until it is made anew.
+    #[inline]
     pub fn buffers_grew(&self) -> bool {
         self.handed.largest_frame() > crate::message_count::LARGE_FRAME
             || self.largest_write as u64 > crate::message_count::LARGE_FRAME
@@ -201,6 +205,7 @@ impl Transport {
     }
 
     /// Bytes read from the socket and not returned as a message yet, for the account.
+    #[inline]
     fn count_reading(&mut self) {
         let leftover = match &self.inner {
             Inner::Plain(tcp) => tcp.leftover_len(),

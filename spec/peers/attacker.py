@@ -17,7 +17,9 @@
 Every connection upgrades first. Sending stops when everything was sent or when no socket
 took a byte for STALL seconds (the server holds the peers back). Then the script prints one
 line, `stalled sent=<bytes> connections=<n> blocked=<n>`, keeps the connections (or resets
-them) for HOLD seconds and exits. Frames are masked with the key 0, so that the payload
+them) for HOLD seconds, resets them and exits. (A peer that closes with unsent bytes leaves
+its kernel holding the connection for minutes, sending nothing: the server cannot tell it
+from a slow reader. A reset leaves.) Frames are masked with the key 0, so that the payload
 needs no masking work here. Environment: ATTACK_STALL (default 1.5), ATTACK_HOLD (30).
 """
 
@@ -208,6 +210,13 @@ def normal(port, protocol, seconds):
     print(f"normal echoes={echoes} slowest_ms={slowest * 1000:.1f}", flush=True)
 
 
+def reset_all(senders):
+    for sender in senders:
+        if sender.sock.fileno() >= 0:
+            sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sender.sock.close()
+
+
 def main():
     mode, port, protocol, connections, count = sys.argv[1:6]
     port, connections, count = int(port), int(connections), int(count)
@@ -226,13 +235,10 @@ def main():
     sent, blocked = attack(senders)
     print(f"stalled sent={sent} connections={connections} blocked={blocked}", flush=True)
     if mode == "reset":
-        for sender in senders:
-            sender.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sender.sock.close()
+        reset_all(senders)
         print("reset", flush=True)
     time.sleep(HOLD)
-    for sender in senders:
-        sender.sock.close()
+    reset_all(senders)
 
 
 if __name__ == "__main__":
