@@ -305,7 +305,7 @@ async fn next_data(
 }
 
 async fn many(url: &str, connections: usize, count: usize, size: usize) -> Result<(), Failure> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     if size > 65_535 {
         return Err("many sends messages of at most 65,535 bytes".into());
     }
@@ -323,11 +323,13 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
         let request = &request;
         let payload = &payload;
         async move {
-            let mut echo = vec![0u8; frame_len(payload.len())];
+            let (reader, mut writer) = tcp.split();
+            let mut reader = tokio::io::BufReader::new(reader);
+            let mut echo = Vec::with_capacity(payload.len());
             for _ in 0..count {
-                tcp.write_all(request).await?;
-                tcp.read_exact(&mut echo).await?;
-                if echo[0] != 0x81 || !echo.ends_with(payload) {
+                writer.write_all(request).await?;
+                let opcode = next_data_frame(&mut reader, &mut writer, &mut echo).await?;
+                if opcode != 0x1 || echo != *payload {
                     return Err::<_, Failure>("the echo is not the text frame sent".into());
                 }
             }
@@ -347,12 +349,48 @@ async fn many(url: &str, connections: usize, count: usize, size: usize) -> Resul
     Ok(())
 }
 
+/// Reads frames until a data frame comes (its payload into `payload`, its opcode returned),
+/// answering pings with pongs on the way: a server with keepalive pings the load
+/// generator's connections, and fails those that do not answer.
+async fn next_data_frame<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    payload: &mut Vec<u8>,
+) -> Result<u8, Failure>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut head = [0u8; 2];
+        reader.read_exact(&mut head).await?;
+        let length = match head[1] & 0x7f {
+            126 => u64::from(reader.read_u16().await?),
+            127 => reader.read_u64().await?,
+            short => u64::from(short),
+        };
+        payload.resize(usize::try_from(length)?, 0);
+        reader.read_exact(payload).await?;
+        match head[0] & 0x0f {
+            0x9 => writer.write_all(&masked_frame(0x8A, payload)).await?,
+            0xA => {}
+            opcode => return Ok(opcode),
+        }
+    }
+}
+
 /// A client's text frame carrying `payload` (at most 65,535 bytes), masked with a fixed key:
 /// encoded once and written as it is for every message, so that the load generator's own
 /// cost per message is little more than its two system calls.
 fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    masked_frame(0x81, payload)
+}
+
+/// A masked frame whose first byte is `first` (FIN and opcode) carrying `payload`.
+fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81];
+    let mut frame = vec![first];
     match payload.len() {
         len @ 0..=125 => frame.push(0x80 | len as u8),
         len => {
