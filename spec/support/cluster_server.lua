@@ -9,15 +9,10 @@ local websocket = require'websocket'
 
 local port, redis, channel, reuse_port, ping_interval = arg[1], arg[2], arg[3], arg[4], arg[5]
 
-local stat = assert(io.open('/proc/self/stat'))
-local pid = stat:read('*n')
-stat:close()
+local process = require'spec.support.process'
 
-local function say(...)
-  io.stdout:write(...)
-  io.stdout:write('\n')
-  io.stdout:flush()
-end
+local pid = process.pid()
+local say = process.say
 
 local config = {
   port = tonumber(port),

@@ -15,6 +15,14 @@ function process.pid()
   return pid
 end
 
+--- Writes its arguments and a newline to stdout at once (for a spec reading the output of
+-- a server process it started).
+function process.say(...)
+  io.stdout:write(...)
+  io.stdout:write('\n')
+  io.stdout:flush()
+end
+
 --- How many file descriptors this process has open.
 function process.open_fds()
   local listing = assert(io.popen('ls /proc/' .. process.pid() .. '/fd'))

@@ -6,18 +6,11 @@
 
 local copas = require'copas'
 local websocket = require'websocket'
+local handlers = require'spec.support.handlers'
+local process = require'spec.support.process'
 
 local port, raising = tonumber(arg[1]), arg[2] == '1'
-
-local stat = assert(io.open('/proc/self/stat'))
-local pid = stat:read('*n')
-stat:close()
-
-local function say(...)
-  io.stdout:write(...)
-  io.stdout:write('\n')
-  io.stdout:flush()
-end
+local say = process.say
 
 websocket.server.copas.listen({
   port = port,
@@ -29,15 +22,7 @@ websocket.server.copas.listen({
     end
   end,
   protocols = {
-    echo = function(ws)
-      while true do
-        local message, opcode = ws:receive()
-        if not message then
-          return
-        end
-        ws:send(message, opcode)
-      end
-    end,
+    echo = handlers.echo,
     sink = function(ws)
       -- copas 1.x has no sleep: a coroutine that yields nothing is never resumed there.
       local sleep = copas.sleep or coroutine.yield
@@ -51,5 +36,5 @@ websocket.server.copas.listen({
     end,
   },
 })
-say('listening ', tostring(pid))
+say('listening ', tostring(process.pid()))
 copas.loop()
