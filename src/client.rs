@@ -19,9 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::call_timer::CallTimer;
 use crate::client_fast;
-use crate::connection::{
-    self, Accepted, ConnectError, ConnectRequest, Connection, Ending, Received, DEFAULT_CLOSE_WAIT,
-};
+use crate::connect::{Accepted, ConnectError, ConnectRequest};
+use crate::connection::{self, Connection, Ending, Received, DEFAULT_CLOSE_WAIT};
 use crate::core::Core;
 use crate::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,

@@ -1,4 +1,5 @@
-//! One client WebSocket connection: connect, receive, send and close, as async Rust.
+//! One WebSocket connection, client or server: receive, send and close, as async Rust
+//! (connect.rs opens a client's).
 //!
 //! Nothing here knows about Lua. Callers bound each operation with their own timeout; every
 //! operation leaves the connection consistent when its future is dropped half-way, because
@@ -8,28 +9,19 @@ use std::future::poll_fn;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use rustls_pki_types::ServerName;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
-use crate::address::Address;
-use crate::batched_read::BatchedRead;
+use crate::connect::{open, Accepted, ConnectError, ConnectRequest, Stream};
 use crate::data_frame;
 use crate::keepalive::{Due, Keepalive, KeepaliveSettings};
-use crate::resolve::resolve;
-use crate::socket_error::{describe_io, TIMEOUT};
-use crate::tls::{client_config, TlsOptions};
-use crate::transport::{FrameWrite, Inner, PeerGone, Transport};
+use crate::socket_error::TIMEOUT;
+use crate::transport::FrameWrite;
 use crate::ws_error;
 
-/// A WebSocket over TCP, with or without TLS, client or server.
-pub type Stream = WebSocketStream<Transport>;
+mod memory;
 
 /// A TEXT (`is_text`) or BINARY message of a copy of `payload`. (Callers check a TEXT
 /// payload's UTF-8 before: the error is for a caller that did not.)
@@ -45,9 +37,6 @@ pub fn data_message(payload: &[u8], is_text: bool) -> Result<Message, Ending> {
 
 /// What a failed keepalive reports (RFC 6455 has no code for it: 1006, as for a lost peer).
 pub const KEEPALIVE_TIMEOUT: &str = "keepalive ping timeout";
-
-/// Response headers: names lower-cased, repeated headers joined by ','.
-pub type Headers = Vec<(String, String)>;
 
 /// How long a close handshake may take when the caller set no timeout.
 pub const DEFAULT_CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -68,47 +57,6 @@ impl State {
             State::Closing => "CLOSING",
         }
     }
-}
-
-/// What the caller asked to connect to.
-pub struct ConnectRequest {
-    pub address: Address,
-    pub protocols: Vec<String>,
-    pub tls: TlsOptions,
-    pub config: WebSocketConfig,
-    /// Extra request headers (checked already).
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Told each TCP socket's descriptor before it connects (the copas flavour's doorbell
-    /// must watch it while the connect and the handshake run).
-    pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
-}
-
-/// A failed connect: a message, and the server's response headers when it sent any.
-#[derive(Debug)]
-pub struct ConnectError {
-    pub message: String,
-    pub headers: Option<Headers>,
-}
-
-impl From<String> for ConnectError {
-    fn from(message: String) -> Self {
-        ConnectError {
-            message,
-            headers: None,
-        }
-    }
-}
-
-/// An accepted client handshake: the stream and what the server answered.
-pub struct Opened {
-    pub stream: Stream,
-    pub accepted: Accepted,
-}
-
-/// What the server answered to an accepted handshake.
-pub struct Accepted {
-    pub protocol: Option<String>,
-    pub headers: Headers,
 }
 
 /// How a connection ended: lua-websockets' `was_clean, code, reason`.
@@ -183,116 +131,6 @@ impl Connection {
             role: Some(role),
             peer_reset: false,
         }
-    }
-
-    /// What this connection holds, for the memory budget (None once it is closed).
-    pub fn account(&self) -> Option<&std::rc::Rc<crate::memory_budget::Account>> {
-        self.stream
-            .as_ref()
-            .map(|stream| stream.get_ref().account())
-    }
-
-    /// Whether the connection was failed because its peer reset it.
-    pub fn peer_was_reset(&self) -> bool {
-        self.peer_reset
-    }
-
-    /// While nothing reads this connection: what became of its peer (see
-    /// `Transport::peer_gone`).
-    pub fn peer_gone(&self) -> Option<PeerGone> {
-        self.stream.as_ref()?.get_ref().peer_gone()
-    }
-
-    /// Whether reading waits for room in the memory budget.
-    pub fn is_waiting_for_budget(&self) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(|stream| stream.get_ref().is_waiting_for_budget())
-    }
-
-    /// Fails the connection for a peer that went away while nothing read it; `reset`: it
-    /// reset the connection.
-    pub fn drop_departed(&mut self, reset: bool) -> Ending {
-        self.peer_reset |= reset;
-        self.finish(Ending::unclean(1006, crate::socket_error::CLOSED))
-    }
-
-    /// Bytes read ahead of tungstenite move into a buffer of their own size (the connection
-    /// stops reading for a while).
-    pub fn compact(&mut self) {
-        if let Some(stream) = self.stream.as_mut() {
-            stream.get_mut().compact();
-        }
-    }
-
-    /// Whether tungstenite's buffers grew beyond what small messages need since they were
-    /// last made anew (see `renew_buffers`).
-    #[inline]
-    pub fn buffers_grew(&self) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(|stream| stream.get_ref().buffers_grew())
-    }
-
-    /// Gives the connection a new tungstenite context once its buffers grew (a large frame
-    /// read or message written: tungstenite keeps that capacity for good) and it holds
-    /// nothing: a connection that carried a 16 MiB message then costs what an idle one does.
-    #[inline]
-    fn renew_buffers_if_grown(&mut self) {
-        let (Some(stream), Some(role)) = (self.stream.as_ref(), self.role) else {
-            return;
-        };
-        let transport = stream.get_ref();
-        if self.state != State::Open
-            || !transport.buffers_grew()
-            || !transport.is_idle(self.messages_returned)
-        {
-            return;
-        }
-        let Some(stream) = self.stream.take() else {
-            return;
-        };
-        let config = *stream.get_config();
-        let mut transport = stream.into_inner();
-        transport.reset_largest();
-        // Ready at once: a context without a handshake only wraps the stream.
-        self.stream =
-            WebSocketStream::from_raw_socket(transport, role, Some(config)).now_or_never();
-        if self.stream.is_none() {
-            self.finish(Ending::unclean(1006, crate::socket_error::CLOSED));
-        }
-    }
-
-    /// `message`, copied out when it is small and tungstenite's read buffer grew: its bytes
-    /// share that buffer's allocation, which a small message waiting for Lua would
-    /// otherwise keep whole (a 16 MiB buffer behind a 10-byte message).
-    #[inline]
-    fn detached_if_grown(&self, message: Received) -> Received {
-        let small = (message.payload.len() as u64) < crate::message_count::LARGE_FRAME;
-        if small && self.buffers_grew() {
-            return Received {
-                payload: Bytes::copy_from_slice(&message.payload),
-                is_text: message.is_text,
-            };
-        }
-        message
-    }
-
-    /// After a ping, before reading on: Pending (woken when the socket has room) while
-    /// tungstenite holds unwritten bytes. tungstenite answers every ping and keeps each pong
-    /// it could not write, so a peer that pings and never reads would grow that backlog
-    /// without end; not reading it meanwhile holds it back instead (RFC 6455 5.5.3 lets the
-    /// answer go to the latest ping only).
-    #[inline]
-    fn poll_pong_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.pong_due {
-            return Poll::Ready(());
-        }
-        if let Some(stream) = self.stream.as_mut() {
-            ready!(stream.get_mut().poll_write_room(cx));
-        }
-        self.pong_due = false;
-        Poll::Ready(())
     }
 
     /// When the keepalive timer fires next, if there is one.
@@ -607,119 +445,4 @@ impl Connection {
         self.state = State::Closed;
         ending
     }
-}
-
-/// Opens the TCP (and TLS) connection and performs the opening handshake.
-pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
-    let address = &request.address;
-    let tcp = open_tcp(&address.host, address.port, request.on_socket.as_deref()).await?;
-    // Small messages must not wait for Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
-
-    let mut http_request = address
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|err| ws_error::describe_handshake(&err))?;
-    for (name, value) in request.headers {
-        http_request.headers_mut().insert(name, value);
-    }
-    if !request.protocols.is_empty() {
-        let offered = HeaderValue::from_str(&request.protocols.join(", "))
-            .map_err(|_| "invalid protocol name".to_string())?;
-        http_request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", offered);
-    }
-    let tcp = BatchedRead::new(tcp);
-    let inner = if address.secure {
-        let connector = tokio_rustls::TlsConnector::from(client_config(&request.tls)?);
-        let name = ServerName::try_from(address.host.clone())
-            .map_err(|_| format!("invalid TLS server name '{}'", address.host))?;
-        let tls = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|err| ws_error::describe_io_or_tls(&err))?;
-        Inner::ClientTls(Box::new(tls))
-    } else {
-        Inner::Plain(tcp)
-    };
-    let mut transport = Transport::new(inner);
-    if let Some(first) = request.protocols.first() {
-        transport.accept_missing_subprotocol(first.clone());
-    }
-    let (stream, response) =
-        tokio_tungstenite::client_async_with_config(http_request, transport, Some(request.config))
-            .await
-            .map_err(|err| ConnectError {
-                message: ws_error::describe_handshake(&err),
-                headers: match &err {
-                    Error::Http(response) => Some(collect_headers(response.headers())),
-                    _ => None,
-                },
-            })?;
-
-    let mut headers = collect_headers(response.headers());
-    let protocol = if stream.get_ref().subprotocol_was_missing() {
-        // Filled in for tungstenite only (transport.rs): the server chose none.
-        headers.retain(|(name, _)| name != "sec-websocket-protocol");
-        None
-    } else {
-        response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
-    };
-    Ok(Opened {
-        stream,
-        accepted: Accepted { protocol, headers },
-    })
-}
-
-/// Connects to the first address of `host` that answers. `on_socket` learns each socket
-/// before it connects, so that whoever waits for the connect can watch it.
-async fn open_tcp(
-    host: &str,
-    port: u16,
-    on_socket: Option<&dyn Fn(std::os::fd::RawFd)>,
-) -> Result<TcpStream, ConnectError> {
-    let mut last_error = None;
-    for address in resolve(host, port)? {
-        let socket = match address {
-            std::net::SocketAddr::V4(_) => TcpSocket::new_v4(),
-            std::net::SocketAddr::V6(_) => TcpSocket::new_v6(),
-        };
-        let connected = match socket {
-            Ok(socket) => {
-                if let Some(on_socket) = on_socket {
-                    on_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
-                }
-                socket.connect(address).await
-            }
-            Err(err) => Err(err),
-        };
-        match connected {
-            Ok(tcp) => return Ok(tcp),
-            Err(err) => last_error = Some(describe_io(&err)),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| crate::socket_error::UNKNOWN_HOST.to_string())
-        .into())
-}
-
-fn collect_headers(map: &tokio_tungstenite::tungstenite::http::HeaderMap) -> Headers {
-    let mut headers: Headers = Vec::new();
-    for (name, value) in map {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match headers.iter_mut().find(|(known, _)| known == name.as_str()) {
-            Some((_, joined)) => {
-                joined.push(',');
-                joined.push_str(&value);
-            }
-            None => headers.push((name.as_str().to_string(), value)),
-        }
-    }
-    headers
 }

@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::address::{self, AddressError};
-use crate::connection::{ConnectRequest, State};
+use crate::connect::ConnectRequest;
+use crate::connection::State;
 use crate::http_head::checked_header;
 use crate::keepalive::KeepaliveSettings;
 use crate::tls::{server_config, ClientCertificates, ServerTlsOptions, TlsOptions};

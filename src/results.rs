@@ -2,7 +2,8 @@
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
 
-use crate::connection::{Accepted, ConnectError, Ending, Received};
+use crate::connect::{Accepted, ConnectError};
+use crate::connection::{Ending, Received};
 use crate::options::{BINARY, TEXT};
 
 /// `connect`: `true, protocol, headers` or `nil, message[, headers]`.

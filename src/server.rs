@@ -33,7 +33,8 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::batched_read::BatchedRead;
 use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
-use crate::connection::{Connection, Stream};
+use crate::connect::Stream;
+use crate::connection::Connection;
 use crate::core::{Core, DeadlineId, WaitAlarm};
 use crate::data_frame::encode_server_frame;
 use crate::http_head::{self, HeadError, RequestHead};

@@ -22,12 +22,15 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::batched_read::BatchedRead;
+use crate::departure;
+pub use crate::departure::PeerGone;
 use crate::http_head;
 use crate::memory_budget::{Account, Part};
 use crate::message_count::MessageCount;
 
 pub type Tcp = BatchedRead<TcpStream>;
 
+/// The stream under a transport (its AsyncRead and AsyncWrite are in inner_io.rs).
 pub enum Inner {
     Plain(Tcp),
     ClientTls(Box<tokio_rustls::client::TlsStream<Tcp>>),
@@ -64,15 +67,6 @@ pub enum FrameWrite {
     Partly,
     /// Nothing was written: the socket is full, something else waits, or this is TLS.
     Refused,
-}
-
-/// What a peer did while nothing read its connection.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PeerGone {
-    /// It reset the connection: everything it sent is void.
-    Reset,
-    /// It closed its side (what it sent before still counts).
-    HungUp,
 }
 
 /// Bytes to hand out before reading the socket again.
@@ -180,15 +174,7 @@ impl Transport {
     /// connection nothing reads now: its messages wait for Lua, or the budget has no room).
     /// Its readiness is left alone: clearing it would hide bytes still to read.
     pub fn peer_gone(&self) -> Option<PeerGone> {
-        let tcp = self.tcp().get_ref();
-        if let Ok(Some(_)) | Err(_) = tcp.take_error() {
-            return Some(PeerGone::Reset);
-        }
-        match tcp_state(tcp) {
-            Some(TCP_CLOSE) => Some(PeerGone::Reset),
-            Some(TCP_CLOSE_WAIT) => Some(PeerGone::HungUp),
-            _ => None,
-        }
+        departure::peer_gone(self.tcp().get_ref())
     }
 
     /// Whether the last read from the socket was held back for the memory budget.
@@ -369,29 +355,6 @@ impl Transport {
     }
 }
 
-/// Linux's TCP states (include/net/tcp_states.h) that say the peer is gone: a reset closes
-/// the socket, a FIN leaves it waiting for our close.
-const TCP_CLOSE: i32 = 7;
-const TCP_CLOSE_WAIT: i32 = 8;
-
-/// The socket's TCP state (TCP_INFO), if the kernel tells it.
-fn tcp_state(tcp: &TcpStream) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain data; getsockopt writes at most `length` bytes into it.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let status = unsafe {
-        libc::getsockopt(
-            tcp.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut length,
-        )
-    };
-    (status == 0).then_some(i32::from(info.tcpi_state))
-}
-
 impl Drop for Transport {
     /// The account may outlive the transport (messages read ahead wait for Lua): what the
     /// transport held is gone with it.
@@ -494,154 +457,5 @@ impl AsyncWrite for Transport {
     }
 }
 
-impl AsyncRead for Inner {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Inner::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
-            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Inner {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Inner::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
-            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Inner::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
-            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Inner::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Inner::ClientTls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
-            Inner::ServerTls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batched_read::tests::runtime;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// A plain transport writing to a socket whose peer is returned to read what came.
-    async fn connected() -> (Transport, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let writer = TcpStream::connect(address).await.expect("connect");
-        let (reader, _) = listener.accept().await.expect("accept");
-        let transport = Transport::new(Inner::Plain(BatchedRead::new(writer)));
-        (transport, reader)
-    }
-
-    #[test]
-    fn frames_taken_in_part_end_before_anything_written_after_them() {
-        runtime().block_on(async {
-            let (mut transport, mut reader) = connected().await;
-            // Offer frames until the socket, unread, takes one only in part.
-            let frame: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-            let mut expected = Vec::new();
-            loop {
-                match transport.try_write_frame(&frame) {
-                    FrameWrite::Written => expected.extend_from_slice(&frame),
-                    FrameWrite::Partly => {
-                        expected.extend_from_slice(&frame);
-                        break;
-                    }
-                    FrameWrite::Refused => panic!("refused before a partial write"),
-                }
-            }
-            // Nothing more goes around the writer until the rest is out.
-            assert_eq!(transport.try_write_frame(b"x"), FrameWrite::Refused);
-            let later = b"written after the frame";
-            expected.extend_from_slice(later);
-            let reading = tokio::spawn(async move {
-                let mut received = vec![0u8; expected.len()];
-                reader.read_exact(&mut received).await.expect("read");
-                assert!(received == expected, "bytes out of order");
-            });
-            transport.write_all(later).await.expect("write");
-            transport.flush().await.expect("flush");
-            reading.await.expect("reader");
-            assert_eq!(transport.try_write_frame(b"x"), FrameWrite::Written);
-        });
-    }
-
-    #[test]
-    fn no_frame_goes_around_a_writer_whose_bytes_wait() {
-        runtime().block_on(async {
-            let (mut transport, mut reader) = connected().await;
-            // Fill the socket through the writer until it refuses or takes a part: the
-            // writer (tungstenite) then holds bytes.
-            let chunk = vec![7u8; 65_536];
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            let mut written = 0;
-            loop {
-                match Pin::new(&mut transport).poll_write(&mut cx, &chunk) {
-                    Poll::Ready(Ok(n)) if n == chunk.len() => written += n,
-                    Poll::Ready(Ok(n)) => {
-                        written += n;
-                        break;
-                    }
-                    _ => break,
-                }
-            }
-            // The socket has room again, and the writer's bytes still come first.
-            let mut drained = vec![0u8; written];
-            reader.read_exact(&mut drained).await.expect("read");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            assert_eq!(transport.try_write_frame(b"frame"), FrameWrite::Refused);
-            // Once the writer's write is taken whole, frames may go around it again.
-            transport.write_all(b"the rest").await.expect("write");
-            assert_eq!(transport.try_write_frame(b"frame"), FrameWrite::Written);
-        });
-    }
-
-    #[test]
-    fn a_read_is_worth_it_only_while_a_message_handed_out_is_not_returned_or_bytes_came() {
-        runtime().block_on(async {
-            // Here the transport reads what `peer` writes.
-            let (mut transport, mut peer) = connected().await;
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            // Within the head nothing is known: worth reading.
-            assert!(transport.poll_worth_reading(&mut cx, 0).is_ready());
-            // The head and two unmasked TEXT frames ("a", "b"), read in one go.
-            peer.write_all(b"HTTP/1.1 101 OK\r\n\r\n\x81\x01a\x81\x01b")
-                .await
-                .expect("write");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let mut taken = [0u8; 64];
-            let count = transport.read(&mut taken).await.expect("read");
-            assert_eq!(count, 25);
-            assert!(transport.poll_worth_reading(&mut cx, 0).is_ready());
-            assert!(transport.poll_worth_reading(&mut cx, 1).is_ready());
-            // Both returned and the socket empty: not worth it.
-            assert!(transport.poll_worth_reading(&mut cx, 2).is_pending());
-            // New bytes on the socket: worth it again.
-            peer.write_all(b"\x81").await.expect("write");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            assert!(transport.poll_worth_reading(&mut cx, 2).is_ready());
-        });
-    }
-}
+mod tests;
