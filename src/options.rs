@@ -3,7 +3,6 @@
 //! Every wrong argument becomes a Lua error that names the function and the argument, in the
 //! words of Lua's own `bad argument` messages.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use mlua::{Table, Value};
@@ -11,12 +10,13 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
-use crate::address::{self, AddressError};
-use crate::connect::ConnectRequest;
-use crate::connection::State;
-use crate::http_head::checked_header;
 use crate::keepalive::KeepaliveSettings;
-use crate::tls::{server_config, ClientCertificates, ServerTlsOptions, TlsOptions};
+
+mod connect;
+mod server;
+use connect::request_headers;
+pub use connect::{connect_request, ConnectArguments};
+pub use server::ServerOptions;
 
 /// A wrong argument from Lua, worded like luaL_argerror's message.
 #[derive(Debug)]
@@ -240,46 +240,6 @@ impl ClientOptions {
     }
 }
 
-/// The settings of `websocket.server.copas.listen(config)`.
-pub struct ServerOptions {
-    pub settings: ConnectionSettings,
-    pub handshake_timeout: Duration,
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-    pub reuse_port: bool,
-    /// `config.incoming_budget`: bytes every connection of this Lua thread may hold beyond
-    /// its allowance (memory_budget.rs).
-    pub incoming_budget: Option<usize>,
-    /// `config.cluster`: the Redis URL and the channel.
-    pub cluster: Option<(String, String)>,
-}
-
-impl ServerOptions {
-    /// How long a client may take to send its whole opening handshake, by default.
-    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-    pub fn from_lua(table: &Table) -> mlua::Result<Self> {
-        let timeout = seconds(
-            table.get("handshake_timeout")?,
-            "listen",
-            "handshake_timeout",
-        )?;
-        Ok(ServerOptions {
-            settings: ConnectionSettings::from_lua(table, "listen")?,
-            handshake_timeout: timeout.unwrap_or(Self::DEFAULT_HANDSHAKE_TIMEOUT),
-            tls: match server_tls_options(table.get("ssl")?)? {
-                Some(options) => Some(
-                    server_config(&options)
-                        .map_err(|problem| bad_argument(1, "listen", format!("ssl: {problem}")))?,
-                ),
-                None => None,
-            },
-            reuse_port: table.get::<Option<bool>>("reuse_port")?.unwrap_or(false),
-            incoming_budget: size(table.get("incoming_budget")?, "listen", "incoming_budget")?,
-            cluster: cluster_options(table.get("cluster")?)?,
-        })
-    }
-}
-
 /// `max_message_size` and `max_frame_size` (bytes) from an options table, over `config`.
 fn size_limits(
     table: &Table,
@@ -336,250 +296,9 @@ fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>
     Ok(Some(n as usize))
 }
 
-/// `connect(url, protocol, ssl_params, headers)` as Lua passed them.
-pub type ConnectArguments = (Value, Value, Value, Value);
-
-/// The headers of a WebSocket handshake that only the library may set.
-const HANDSHAKE_HEADERS: &[&str] = &[
-    "upgrade",
-    "connection",
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-];
-
-/// Extra request headers: a table name -> string value, each checked (argument `position`
-/// of `function`).
-fn request_headers(
-    value: Value,
-    position: usize,
-    function: &str,
-) -> mlua::Result<Vec<(HeaderName, HeaderValue)>> {
-    let table = match value {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Table(table) => table,
-        other => {
-            let problem = format!("headers: {}", expected("table", &other));
-            return Err(bad_argument(position, function, problem));
-        }
-    };
-    let mut headers = Vec::new();
-    for pair in table.pairs::<Value, Value>() {
-        let (name, value) = pair?;
-        let (Value::String(name), Value::String(value)) = (&name, &value) else {
-            let problem = format!(
-                "headers: string names and values expected, got {} = {}",
-                name.type_name(),
-                value.type_name()
-            );
-            return Err(bad_argument(position, function, problem));
-        };
-        let name = String::from_utf8_lossy(&name.as_bytes()).into_owned();
-        let value = String::from_utf8_lossy(&value.as_bytes()).into_owned();
-        if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            let problem = format!("headers: '{name}' is set by the WebSocket handshake itself");
-            return Err(bad_argument(position, function, problem));
-        }
-        let checked = checked_header(&name, &value)
-            .map_err(|problem| bad_argument(position, function, format!("headers: {problem}")))?;
-        headers.push(checked);
-    }
-    Ok(headers)
-}
-
-/// `base` with `overrides` replacing the headers of the same name.
-fn merged_headers(
-    base: &[(HeaderName, HeaderValue)],
-    overrides: Vec<(HeaderName, HeaderValue)>,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers: Vec<_> = base
-        .iter()
-        .filter(|(name, _)| !overrides.iter().any(|(other, _)| other == name))
-        .cloned()
-        .collect();
-    headers.extend(overrides);
-    headers
-}
-
-/// The request `connect`'s arguments describe, or the answer to give at once instead
-/// (`nil, 'wrong state'`, `nil, 'bad protocol'`, `nil, <invalid URL>`).
-pub fn connect_request(
-    lua: &mlua::Lua,
-    (url, protocol, ssl, headers): ConnectArguments,
-    state: State,
-    settings: &ConnectionSettings,
-) -> mlua::Result<Result<ConnectRequest, mlua::MultiValue>> {
-    use mlua::IntoLuaMulti;
-    let url = match url {
-        Value::String(text) => text.to_str()?.to_string(),
-        other => return Err(bad_argument(1, "connect", expected("string", &other))),
-    };
-    let protocols = protocols(protocol)?;
-    let tls = tls_options(ssl)?;
-    let headers = merged_headers(&settings.headers, request_headers(headers, 4, "connect")?);
-    let refusal = |message: String| (Value::Nil, message).into_lua_multi(lua).map(Err);
-    if state != State::Closed {
-        return refusal("wrong state".to_string());
-    }
-    match address::parse(&url) {
-        Ok(address) => Ok(Ok(ConnectRequest {
-            address,
-            protocols,
-            tls,
-            config: settings.config,
-            headers,
-            on_socket: None,
-        })),
-        Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),
-        Err(AddressError::Invalid(message)) => refusal(message),
-    }
-}
-
-/// `connect`'s protocol argument: nil, a string, or a list of strings.
-fn protocols(value: Value) -> mlua::Result<Vec<String>> {
-    let invalid = |problem: String| bad_argument(2, "connect", problem);
-    match value {
-        Value::Nil => Ok(Vec::new()),
-        Value::String(name) => Ok(vec![protocol_name(&name.to_str()?).map_err(invalid)?]),
-        Value::Table(list) => list
-            .sequence_values::<Value>()
-            .map(|item| match item? {
-                Value::String(name) => protocol_name(&name.to_str()?).map_err(invalid),
-                other => Err(invalid(format!(
-                    "protocol list: {}",
-                    expected("string", &other)
-                ))),
-            })
-            .collect(),
-        other => Err(invalid(expected("string or table", &other))),
-    }
-}
-
-/// A protocol name must be an HTTP token (RFC 6455 4.1), or the header would be malformed.
-fn protocol_name(name: &str) -> Result<String, String> {
-    let is_token_char = |c: char| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?={}".contains(c);
-    if name.is_empty() || !name.chars().all(is_token_char) {
-        return Err(format!("invalid protocol name '{name}'"));
-    }
-    Ok(name.to_string())
-}
-
-/// `connect`'s third argument, in luasec's shape. Keys that don't apply to a TLS client
-/// (`mode`, `options`, `ciphers`, …) are accepted and ignored.
-fn tls_options(value: Value) -> mlua::Result<TlsOptions> {
-    let table = match value {
-        Value::Nil => return Ok(TlsOptions::platform_default()),
-        Value::Table(table) => table,
-        other => return Err(bad_argument(3, "connect", expected("table", &other))),
-    };
-    Ok(TlsOptions {
-        verify_peer: verifies_peer(table.get("verify")?)?,
-        cafile: path(&table, "cafile")?,
-        certificate: path(&table, "certificate")?,
-        key: path(&table, "key")?,
-        protocol: match table.get::<Value>("protocol")? {
-            Value::String(name) => Some(name.to_str()?.to_string()),
-            _ => None,
-        },
-    })
-}
-
-/// listen's `cluster` table: `{ redis = URL, channel = NAME }`.
-fn cluster_options(value: Value) -> mlua::Result<Option<(String, String)>> {
-    let bad = |problem: String| bad_argument(1, "listen", format!("cluster: {problem}"));
-    let table = match value {
-        Value::Nil => return Ok(None),
-        Value::Table(table) => table,
-        other => return Err(bad(expected("table", &other))),
-    };
-    let text = |key: &str| -> mlua::Result<String> {
-        match table.get::<Value>(key)? {
-            Value::String(text) if !text.as_bytes().is_empty() => Ok(text.to_str()?.to_string()),
-            other => Err(bad(format!(
-                "{key}: {}",
-                expected("non-empty string", &other)
-            ))),
-        }
-    };
-    Ok(Some((text("redis")?, text("channel")?)))
-}
-
-/// listen's `ssl` table, in luasec's server shape.
-fn server_tls_options(value: Value) -> mlua::Result<Option<ServerTlsOptions>> {
-    let bad = |problem: String| bad_argument(1, "listen", format!("ssl: {problem}"));
-    let table = match value {
-        Value::Nil => return Ok(None),
-        Value::Table(table) => table,
-        other => return Err(bad(expected("table", &other))),
-    };
-    let required = |key: &str| -> mlua::Result<PathBuf> {
-        match table.get::<Value>(key)? {
-            Value::String(text) => Ok(PathBuf::from(text.to_str()?.to_string())),
-            other => Err(bad(format!("{key}: {}", expected("file name", &other)))),
-        }
-    };
-    let flags: Vec<String> = match table.get::<Value>("verify")? {
-        Value::Nil => Vec::new(),
-        Value::String(flag) => vec![flag.to_str()?.to_string()],
-        Value::Table(list) => list.sequence_values().collect::<mlua::Result<_>>()?,
-        other => {
-            return Err(bad(format!(
-                "verify: {}",
-                expected("string or table", &other)
-            )))
-        }
-    };
-    let has = |name: &str| flags.iter().any(|flag| flag == name);
-    let client_certificates = if has("fail_if_no_peer_cert") {
-        ClientCertificates::Required
-    } else if has("peer") {
-        ClientCertificates::Optional
-    } else {
-        ClientCertificates::NotAsked
-    };
-    let cafile = match table.get::<Value>("cafile")? {
-        Value::Nil => None,
-        Value::String(text) => Some(PathBuf::from(text.to_str()?.to_string())),
-        other => return Err(bad(format!("cafile: {}", expected("file name", &other)))),
-    };
-    Ok(Some(ServerTlsOptions {
-        certificate: required("certificate")?,
-        key: required("key")?,
-        cafile,
-        client_certificates,
-        protocol: table.get::<Option<String>>("protocol")?,
-    }))
-}
-
-/// luasec's `verify` is a string or a list of flags; only `'none'` turns checking off.
-fn verifies_peer(value: Value) -> mlua::Result<bool> {
-    let is_none =
-        |value: &Value| matches!(value, Value::String(s) if s.as_bytes().as_ref() == b"none");
-    Ok(match &value {
-        Value::Nil => true,
-        Value::Table(flags) => {
-            let flags: Vec<Value> = flags.sequence_values().collect::<mlua::Result<_>>()?;
-            !(flags.len() == 1 && is_none(&flags[0]))
-        }
-        single => !is_none(single),
-    })
-}
-
-fn path(table: &Table, key: &str) -> mlua::Result<Option<PathBuf>> {
-    match table.get::<Value>(key)? {
-        Value::String(text) => Ok(Some(PathBuf::from(text.to_str()?.to_string()))),
-        Value::Nil => Ok(None),
-        other => Err(bad_argument(
-            3,
-            "connect",
-            format!("{key}: {}", expected("string", &other)),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::connect::protocol_name;
     use super::*;
     use tokio_tungstenite::tungstenite::http::HeaderValue;
 
