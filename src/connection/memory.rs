@@ -10,8 +10,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{Connection, Ending, Received, State};
 
-use crate::memory_budget::Account;
-use crate::transport::PeerGone;
+use crate::net::memory_budget::Account;
+use crate::net::transport::PeerGone;
 
 impl Connection {
     /// What this connection holds, for the memory budget (None once it is closed).
@@ -43,7 +43,7 @@ impl Connection {
     /// reset the connection.
     pub fn drop_departed(&mut self, reset: bool) -> Ending {
         self.peer_reset |= reset;
-        self.finish(Ending::unclean(1006, crate::socket_error::CLOSED))
+        self.finish(Ending::unclean(1006, crate::net::socket_error::CLOSED))
     }
 
     /// Bytes read ahead of tungstenite move into a buffer of their own size (the connection
@@ -88,7 +88,7 @@ impl Connection {
         self.stream =
             WebSocketStream::from_raw_socket(transport, role, Some(config)).now_or_never();
         if self.stream.is_none() {
-            self.finish(Ending::unclean(1006, crate::socket_error::CLOSED));
+            self.finish(Ending::unclean(1006, crate::net::socket_error::CLOSED));
         }
     }
 
@@ -97,7 +97,7 @@ impl Connection {
     /// otherwise keep whole (a 16 MiB buffer behind a 10-byte message).
     #[inline]
     pub(super) fn detached_if_grown(&self, message: Received) -> Received {
-        let small = (message.payload.len() as u64) < crate::message_count::LARGE_FRAME;
+        let small = (message.payload.len() as u64) < crate::net::message_count::LARGE_FRAME;
         if small && self.buffers_grew() {
             return Received {
                 payload: Bytes::copy_from_slice(&message.payload),

@@ -14,12 +14,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error;
 
 use super::{Arrived, Event, HandshakeSettings};
-use crate::batched_read::BatchedRead;
-use crate::http_head::{self, HeadError};
-use crate::request::RequestInfo;
-use crate::socket_error::describe_io;
-use crate::transport::{Inner, Transport};
-use crate::ws_error;
+use crate::connection::request::RequestInfo;
+use crate::net::batched_read::BatchedRead;
+use crate::net::http_head::{self, HeadError};
+use crate::net::socket_error::describe_io;
+use crate::net::transport::{Inner, Transport};
+use crate::net::ws_error;
 
 pub(super) fn timed_out(id: Option<u64>) -> Event {
     Event::Failed("handshake timed out".to_string(), id)

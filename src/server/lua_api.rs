@@ -12,14 +12,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Event;
 use super::{bind, HandshakeSettings, Listener, PendingRequest, ProtocolChoice, Shared};
-use crate::cluster::{Broadcast, Cluster, ClusterEvent, Group};
-use crate::connection::Connection;
-use crate::core::{Core, WaitAlarm};
-use crate::http_head;
-use crate::nonblocking::{EndNotice, NonBlockingConnection};
-use crate::options::{
+use crate::binding::options::{
     argument_errors_as_values, bad_argument, expected, message_to_send, ServerOptions, BINARY, TEXT,
 };
+use crate::binding::request_table::request_table;
+use crate::connection::Connection;
+use crate::copas::nonblocking::{EndNotice, NonBlockingConnection};
+use crate::net::http_head;
+use crate::runtime::core::{Core, WaitAlarm};
+use crate::server::cluster::{Broadcast, Cluster, ClusterEvent, Group};
 
 /// `websocket_native.listen(interface, port, protocols, has_default, config)`: a listener,
 /// `nil, reason` when the address cannot be bound, or `false, message` for a bad value in
@@ -33,7 +34,7 @@ pub fn listen(
         Err(err) => return argument_errors_as_values(lua, Err(err)),
     };
     if let Some(budget) = options.incoming_budget {
-        crate::memory_budget::set_limit(budget);
+        crate::net::memory_budget::set_limit(budget);
     }
     let core = Core::of(lua)?;
     let bound = {
@@ -142,7 +143,7 @@ impl UserData for PendingRequest {
                 .borrow()
                 .as_ref()
                 .map(|arrived| Rc::clone(&arrived.info));
-            info.map(|info| info.to_lua(lua)).transpose()
+            info.map(|info| request_table(lua, &info)).transpose()
         });
         methods.add_method("accept", |_, this, ()| Ok(this.accept()));
         // `true`, `false` when answered or timed out already, or `nil, problem` for a bad

@@ -1,0 +1,304 @@
+//! Reading the Lua arguments of the client API into plain Rust values.
+//!
+//! Every wrong argument becomes a Lua error that names the function and the argument, in the
+//! words of Lua's own `bad argument` messages.
+
+use std::time::Duration;
+
+use mlua::{Table, Value};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+
+use crate::connection::keepalive::KeepaliveSettings;
+use crate::connection::settings::{small_buffers, ConnectionSettings, DEFAULT_MAX_QUEUE};
+
+mod connect;
+mod server;
+use connect::request_headers;
+pub use connect::{connect_request, ConnectArguments};
+pub use server::ServerOptions;
+
+/// A wrong argument from Lua, worded like luaL_argerror's message.
+#[derive(Debug)]
+pub struct ArgumentError(String);
+
+impl std::fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgumentError {}
+
+pub fn bad_argument(
+    position: usize,
+    function: &str,
+    problem: impl std::fmt::Display,
+) -> mlua::Error {
+    mlua::Error::external(ArgumentError(format!(
+        "bad argument #{position} to '{function}' ({problem})"
+    )))
+}
+
+/// Turns an argument error into the values `false, message`.
+///
+/// mlua raises errors as userdata, but Lua programs match error messages as strings, so the
+/// facade raises the message itself, at the caller's level, with `error(message, 2)`.
+pub fn argument_errors_as_values(
+    lua: &mlua::Lua,
+    result: mlua::Result<mlua::MultiValue>,
+) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLuaMulti;
+    match result {
+        Err(err) => match err.downcast_ref::<ArgumentError>() {
+            Some(ArgumentError(message)) => (false, message.as_str()).into_lua_multi(lua),
+            None => Err(err),
+        },
+        ok => ok,
+    }
+}
+
+/// The usual "X expected, got Y" of a wrong type.
+pub fn expected(what: &str, got: &Value) -> String {
+    // Lua's own messages call integers numbers too.
+    let got = match got {
+        Value::Integer(_) => "number",
+        other => other.type_name(),
+    };
+    format!("{what} expected, got {got}")
+}
+
+pub const TEXT: i64 = 1;
+pub const BINARY: i64 = 2;
+pub const PING: i64 = 9;
+pub const PONG: i64 = 10;
+/// A control frame carries at most 125 bytes (RFC 6455 5.5).
+const CONTROL_PAYLOAD_MAX: usize = 125;
+
+/// The frame `send(message, opcode)` asks for, or a Lua error naming the bad argument.
+pub fn message_to_send(payload: Value, opcode: Value) -> mlua::Result<Message> {
+    let bytes = match payload {
+        Value::String(text) => Bytes::copy_from_slice(&text.as_bytes()),
+        other => {
+            return Err(bad_argument(1, "send", expected("string", &other)));
+        }
+    };
+    let opcode = match opcode {
+        Value::Nil => TEXT,
+        Value::Integer(n) => n,
+        Value::Number(n) if n.fract() == 0.0 => n as i64,
+        other => {
+            return Err(bad_argument(2, "send", expected("opcode", &other)));
+        }
+    };
+    let control = |bytes: Bytes, name: &str| {
+        if bytes.len() > CONTROL_PAYLOAD_MAX {
+            let problem = format!(
+                "{name} payload is {} bytes, at most 125 allowed",
+                bytes.len()
+            );
+            return Err(bad_argument(1, "send", problem));
+        }
+        Ok(bytes)
+    };
+    match opcode {
+        TEXT => Utf8Bytes::try_from(bytes)
+            .map(Message::Text)
+            .map_err(|_| bad_argument(1, "send", "TEXT message is not valid UTF-8")),
+        BINARY => Ok(Message::Binary(bytes)),
+        PING => Ok(Message::Ping(control(bytes, "PING")?)),
+        PONG => Ok(Message::Pong(control(bytes, "PONG")?)),
+        other => Err(bad_argument(
+            2,
+            "send",
+            format!("unknown opcode {other} (TEXT, BINARY, PING or PONG expected)"),
+        )),
+    }
+}
+
+/// A close code the caller may send: 1000-1003, 1007-1014, 3000-4999 (RFC 6455 7.4).
+pub fn close_code(value: Value) -> mlua::Result<u16> {
+    let code = match value {
+        Value::Nil => return Ok(1000),
+        Value::Integer(n) => n,
+        Value::Number(n) if n.fract() == 0.0 => n as i64,
+        other => {
+            return Err(bad_argument(1, "close", expected("number", &other)));
+        }
+    };
+    match code {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => Ok(code as u16),
+        _ => Err(bad_argument(
+            1,
+            "close",
+            format!("invalid close code {code}"),
+        )),
+    }
+}
+
+/// A close reason: valid UTF-8 of at most 123 bytes, so that the frame stays a control frame.
+pub fn close_reason(value: Value) -> mlua::Result<String> {
+    match value {
+        Value::Nil => Ok(String::new()),
+        Value::String(text) => {
+            let reason = std::str::from_utf8(&text.as_bytes())
+                .map_err(|_| bad_argument(2, "close", "reason is not valid UTF-8"))?
+                .to_string();
+            if reason.len() > CONTROL_PAYLOAD_MAX - 2 {
+                return Err(bad_argument(2, "close", "reason longer than 123 bytes"));
+            }
+            Ok(reason)
+        }
+        other => Err(bad_argument(2, "close", expected("string", &other))),
+    }
+}
+
+/// The settings in an options table (`opts` or listen's `config`).
+pub(super) fn settings_from_lua(table: &Table, function: &str) -> mlua::Result<ConnectionSettings> {
+    let interval = seconds(table.get("ping_interval")?, function, "ping_interval")?;
+    let timeout = seconds(table.get("ping_timeout")?, function, "ping_timeout")?;
+    let keepalive = match interval {
+        Some(interval) if interval.is_zero() => {
+            return Err(bad_argument(1, function, "ping_interval: must be positive"));
+        }
+        Some(interval) => Some(KeepaliveSettings {
+            interval,
+            timeout: timeout.filter(|t| !t.is_zero()).unwrap_or(interval),
+        }),
+        None => None,
+    };
+    Ok(ConnectionSettings {
+        config: size_limits(table, function, small_buffers())?,
+        keepalive,
+        max_queue: size(table.get("max_queue")?, function, "max_queue")?
+            .unwrap_or(DEFAULT_MAX_QUEUE),
+        headers: request_headers(table.get("headers")?, 1, function)?,
+    })
+}
+
+/// The options table of `client.sync(opts)` and `client.copas(opts)`.
+pub struct ClientOptions {
+    pub timeout: Option<Duration>,
+    pub settings: ConnectionSettings,
+}
+
+impl ClientOptions {
+    pub fn from_lua(value: Value, function: &str) -> mlua::Result<Self> {
+        let table = match value {
+            Value::Nil => return Ok(Self::defaults()),
+            Value::Table(table) => table,
+            other => return Err(bad_argument(1, function, expected("table", &other))),
+        };
+        Ok(ClientOptions {
+            timeout: seconds(table.get("timeout")?, function, "timeout")?,
+            settings: settings_from_lua(&table, function)?,
+        })
+    }
+
+    fn defaults() -> Self {
+        ClientOptions {
+            timeout: None,
+            settings: ConnectionSettings::default(),
+        }
+    }
+}
+
+/// `max_message_size` and `max_frame_size` (bytes) from an options table, over `config`.
+fn size_limits(
+    table: &Table,
+    function: &str,
+    config: WebSocketConfig,
+) -> mlua::Result<WebSocketConfig> {
+    let mut config = config;
+    if let Some(limit) = size(table.get("max_message_size")?, function, "max_message_size")? {
+        config = config.max_message_size(Some(limit));
+    }
+    if let Some(limit) = size(table.get("max_frame_size")?, function, "max_frame_size")? {
+        config = config.max_frame_size(Some(limit));
+    }
+    Ok(config)
+}
+
+/// A duration in seconds; nil or a negative number means "wait forever", as in luasocket.
+fn seconds(value: Value, function: &str, field: &str) -> mlua::Result<Option<Duration>> {
+    let seconds = match value {
+        Value::Nil => return Ok(None),
+        Value::Integer(n) => n as f64,
+        Value::Number(n) => n,
+        other => {
+            let problem = format!("{field}: {}", expected("number", &other));
+            return Err(bad_argument(1, function, problem));
+        }
+    };
+    if seconds.is_nan() || seconds < 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| bad_argument(1, function, format!("{field}: number out of range")))
+}
+
+/// A size in bytes: a positive whole number.
+fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>> {
+    let n = match value {
+        Value::Nil => return Ok(None),
+        Value::Integer(n) => n as f64,
+        Value::Number(n) => n,
+        other => {
+            let problem = format!("{field}: {}", expected("number", &other));
+            return Err(bad_argument(1, function, problem));
+        }
+    };
+    if !(n >= 1.0 && n.fract() == 0.0 && n <= usize::MAX as f64) {
+        return Err(bad_argument(
+            1,
+            function,
+            format!("{field}: positive whole number expected"),
+        ));
+    }
+    Ok(Some(n as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connect::protocol_name;
+    use super::*;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_protocol_names_make_a_valid_header(names in proptest::collection::vec(".{0,12}", 1..5)) {
+            let accepted: Vec<String> = names.iter().filter_map(|n| protocol_name(n).ok()).collect();
+            for name in &accepted {
+                proptest::prop_assert!(!name.contains([',', ' ', '\r', '\n']));
+            }
+            if !accepted.is_empty() {
+                let header = accepted.join(", ");
+                proptest::prop_assert!(HeaderValue::from_str(&header).is_ok());
+            }
+        }
+
+        #[test]
+        fn close_codes_are_accepted_exactly_in_the_sendable_ranges(code in proptest::num::i64::ANY) {
+            let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            proptest::prop_assert_eq!(close_code(Value::Integer(code)).is_ok(), sendable);
+        }
+
+        #[test]
+        fn text_messages_are_accepted_exactly_when_valid_utf8(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let lua = mlua::Lua::new();
+            let payload = Value::String(lua.create_string(&bytes).unwrap());
+            let accepted = message_to_send(payload, Value::Integer(TEXT)).is_ok();
+            proptest::prop_assert_eq!(accepted, std::str::from_utf8(&bytes).is_ok());
+        }
+    }
+
+    #[test]
+    fn protocol_names_must_be_tokens() {
+        assert_eq!(protocol_name("echo").unwrap(), "echo");
+        assert!(protocol_name("").is_err());
+        assert!(protocol_name("a b").is_err());
+        assert!(protocol_name("a,b").is_err());
+        assert!(protocol_name("x\r\nEvil: 1").is_err());
+    }
+}

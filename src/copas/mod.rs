@@ -1,0 +1,4 @@
+//! Connections whose every call returns at once, for copas: the copas client and the
+//! server's connections (Lua waits on the doorbell and calls again).
+
+pub(crate) mod nonblocking;

@@ -1,0 +1,461 @@
+//! The byte stream under every WebSocket: TCP, TLS as a client, or TLS as a server, all read
+//! in batches (batched_read.rs).
+//!
+//! Two adjustments apply during the opening handshake only, before tungstenite sees a byte:
+//! - `replay`: bytes read already (the server reads the request head itself, so that Lua can
+//!   look at the request before the upgrade) are handed out again first;
+//! - `lenient_subprotocol`: a client that offered protocols accepts a 101 response naming
+//!   none (lua-websockets and Python `websockets` do; RFC 6455 only fails a response naming a
+//!   protocol that was not offered). tungstenite refuses it, so the head it reads is given the
+//!   first offered protocol, and the connection reports none.
+//!
+//! A broadcast encodes its frame once and offers the same bytes to every connection
+//! (`try_write_frame`), around tungstenite: only when tungstenite holds nothing unwritten, and
+//! whatever part of the frame the socket did not take goes out before tungstenite's next bytes.
+
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::net::batched_read::BatchedRead;
+use crate::net::departure;
+pub use crate::net::departure::PeerGone;
+use crate::net::http_head;
+use crate::net::memory_budget::{Account, Part};
+use crate::net::message_count::MessageCount;
+
+pub type Tcp = BatchedRead<TcpStream>;
+
+/// The stream under a transport (its AsyncRead and AsyncWrite are in inner_io.rs).
+pub enum Inner {
+    Plain(Tcp),
+    ClientTls(Box<tokio_rustls::client::TlsStream<Tcp>>),
+    ServerTls(Box<tokio_rustls::server::TlsStream<Tcp>>),
+}
+
+pub struct Transport {
+    inner: Inner,
+    replay: Option<Replay>,
+    lenient_subprotocol: Option<LenientSubprotocol>,
+    /// The part of a frame from `try_write_frame` that the socket has not taken yet.
+    frame_rest: Vec<u8>,
+    /// tungstenite's last write was refused or taken only in part: it holds bytes that must
+    /// go out before any frame written around it. (tungstenite always offers its whole
+    /// buffer, and with no write buffer (options.rs) writes as soon as it has a frame, so a
+    /// write taken whole leaves it empty.)
+    writer_holds_bytes: bool,
+    /// The messages in the bytes handed to tungstenite (see `poll_worth_reading`).
+    handed: MessageCount,
+    /// What this connection holds, for the memory budget (memory_budget.rs).
+    account: Rc<Account>,
+    /// The last read from the socket was held back because the budget had no room.
+    waiting_for_budget: bool,
+    /// The largest write tungstenite made since `reset_largest`: its write buffer keeps
+    /// that capacity.
+    largest_write: usize,
+}
+
+/// What became of a frame offered with `Transport::try_write_frame`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameWrite {
+    Written,
+    /// The socket took a part; the rest goes out with the next flush or write.
+    Partly,
+    /// Nothing was written: the socket is full, something else waits, or this is TLS.
+    Refused,
+}
+
+/// Bytes to hand out before reading the socket again.
+struct Replay {
+    bytes: Vec<u8>,
+    taken: usize,
+}
+
+/// Reads a client's response head whole, then gives tungstenite `protocol` as the chosen one
+/// when the head names none.
+struct LenientSubprotocol {
+    protocol: String,
+    head: Vec<u8>,
+    /// Set once the head is read: whether the protocol was filled in.
+    filled_in: bool,
+}
+
+impl Transport {
+    pub fn new(inner: Inner) -> Self {
+        Transport {
+            inner,
+            replay: None,
+            lenient_subprotocol: None,
+            frame_rest: Vec::new(),
+            writer_holds_bytes: false,
+            handed: MessageCount::default(),
+            account: Account::new(),
+            waiting_for_budget: false,
+            largest_write: 0,
+        }
+    }
+
+    /// What this connection holds, for the memory budget.
+    pub fn account(&self) -> &Rc<Account> {
+        &self.account
+    }
+
+    /// Whether tungstenite's last write was refused or taken only in part.
+    #[inline]
+    pub fn writer_holds_bytes(&self) -> bool {
+        self.writer_holds_bytes || !self.frame_rest.is_empty()
+    }
+
+    /// Tells that tungstenite returned a message (of any kind): the bytes it came in are no
+    /// longer held.
+    #[inline]
+    pub fn message_returned(&mut self) {
+        self.handed.message_returned();
+        self.count_reading();
+    }
+
+    /// Whether tungstenite holds nothing but what it must keep: every message handed to it
+    /// returned, no partial frame, nothing waiting to be written.
+    #[inline]
+    pub fn is_idle(&self, returned: u64) -> bool {
+        self.handed.all_returned(returned)
+            && self.handed.at_frame_boundary()
+            && !self.writer_holds_bytes()
+            && self.replay.is_none()
+    }
+
+    /// Whether tungstenite's buffers have grown large since `reset_largest` (a large frame
+    /// read, a large message written): they keep that capacity until it is made anew.
+    #[inline]
+    pub fn buffers_grew(&self) -> bool {
+        self.handed.largest_frame() > crate::net::message_count::LARGE_FRAME
+            || self.largest_write as u64 > crate::net::message_count::LARGE_FRAME
+    }
+
+    pub fn reset_largest(&mut self) {
+        self.handed.reset_largest_frame();
+        self.largest_write = 0;
+        self.count_reading();
+    }
+
+    /// A frame announced a 64-bit length with its top bit set (a protocol error).
+    pub fn saw_bad_length(&self) -> bool {
+        self.handed.saw_bad_length()
+    }
+
+    /// Moves bytes read ahead into a buffer of their size (see BatchedRead::compact).
+    pub fn compact(&mut self) {
+        if let Some(tcp) = self.tcp_mut() {
+            tcp.compact();
+        }
+    }
+
+    fn tcp_mut(&mut self) -> Option<&mut Tcp> {
+        match &mut self.inner {
+            Inner::Plain(tcp) => Some(tcp),
+            Inner::ClientTls(tls) => Some(tls.get_mut().0),
+            Inner::ServerTls(tls) => Some(tls.get_mut().0),
+        }
+    }
+
+    fn tcp(&self) -> &Tcp {
+        match &self.inner {
+            Inner::Plain(tcp) => tcp,
+            Inner::ClientTls(tls) => tls.get_ref().0,
+            Inner::ServerTls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// What became of the peer, as far as the kernel tells without reading (for a
+    /// connection nothing reads now: its messages wait for Lua, or the budget has no room).
+    /// Its readiness is left alone: clearing it would hide bytes still to read.
+    pub fn peer_gone(&self) -> Option<PeerGone> {
+        departure::peer_gone(self.tcp().get_ref())
+    }
+
+    /// Whether the last read from the socket was held back for the memory budget.
+    pub fn is_waiting_for_budget(&self) -> bool {
+        self.waiting_for_budget
+    }
+
+    /// Ready when tungstenite holds no unwritten bytes, or the socket has room for them.
+    pub fn poll_write_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.writer_holds_bytes() {
+            return Poll::Ready(());
+        }
+        self.tcp().get_ref().poll_write_ready(cx).map(|_| ())
+    }
+
+    /// Bytes read from the socket and not returned as a message yet, for the account.
+    #[inline]
+    fn count_reading(&mut self) {
+        let leftover = match &self.inner {
+            Inner::Plain(tcp) => tcp.leftover_len(),
+            _ => 0,
+        };
+        let replay = self
+            .replay
+            .as_ref()
+            .map_or(0, |replay| replay.bytes.len() - replay.taken);
+        // Buffers that grew keep their capacity until the connection renews them: counted,
+        // so that what the budget bounds is what memory holds.
+        let grown = match self.buffers_grew() {
+            true => self.handed.largest_frame() as usize + self.largest_write,
+            false => 0,
+        };
+        let reading = self.handed.held() as usize + leftover + replay + grown;
+        self.account.set(Part::Reading, reading);
+    }
+
+    /// The bytes the next socket read may bring: Pending (woken when there is room, or
+    /// when the peer resets) while the memory budget has none.
+    fn poll_read_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if let Inner::Plain(tcp) = &self.inner {
+            if tcp.leftover_len() > 0 {
+                return Poll::Ready(Ok(usize::MAX));
+            }
+        }
+        match self.account.poll_room(cx) {
+            Poll::Ready(room) => {
+                self.waiting_for_budget = false;
+                Poll::Ready(Ok(room))
+            }
+            Poll::Pending => {
+                self.waiting_for_budget = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Ready when a read by tungstenite may find something; Pending, with `cx` woken when
+    /// the socket has bytes, when it cannot: every message in the bytes it was handed is
+    /// among the `returned` ones, none of its bytes wait to be written (its reads write
+    /// those first), and no bytes read from the socket wait here. Skipping that read saves
+    /// tungstenite zero-filling its read buffer for nothing (message_count.rs).
+    pub fn poll_worth_reading(&mut self, cx: &mut Context<'_>, returned: u64) -> Poll<()> {
+        let Inner::Plain(tcp) = &self.inner else {
+            return Poll::Ready(());
+        };
+        let idle = !self.writer_holds_bytes
+            && self.frame_rest.is_empty()
+            && self.replay.is_none()
+            && !tcp.has_leftover()
+            && self.handed.all_returned(returned);
+        if idle && tcp.get_ref().poll_read_ready(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
+
+    /// Writes `frame`, a whole encoded frame, straight to a plain TCP socket if nothing else
+    /// waits to be written. (A TLS connection encrypts per connection anyway: its frames go
+    /// through tungstenite.)
+    pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
+        let Inner::Plain(tcp) = &self.inner else {
+            return FrameWrite::Refused;
+        };
+        if self.writer_holds_bytes || !self.frame_rest.is_empty() {
+            return FrameWrite::Refused;
+        }
+        match tcp.get_ref().try_write(frame) {
+            Ok(written) if written == frame.len() => FrameWrite::Written,
+            Ok(written) => {
+                self.frame_rest = frame[written..].to_vec();
+                self.account.set(Part::Writing, self.frame_rest.len());
+                FrameWrite::Partly
+            }
+            // Full (or failed: tungstenite's next write meets the same error and reports it).
+            Err(_) => FrameWrite::Refused,
+        }
+    }
+
+    /// Writes what is left of a frame from `try_write_frame`.
+    fn poll_write_frame_rest(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.frame_rest.is_empty() {
+            let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.frame_rest))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.frame_rest.drain(..written);
+            self.account.set(Part::Writing, self.frame_rest.len());
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The stream, with `bytes` (read from it before) to be read again first.
+    pub fn with_replay(inner: Inner, bytes: Vec<u8>) -> Self {
+        let mut transport = Transport::new(inner);
+        if !bytes.is_empty() {
+            transport.replay = Some(Replay { bytes, taken: 0 });
+        }
+        transport
+    }
+
+    /// A client stream that will accept a response naming no protocol (see the module
+    /// comment); `offered_first` is the first protocol the request offers.
+    pub fn accept_missing_subprotocol(&mut self, offered_first: String) {
+        self.lenient_subprotocol = Some(LenientSubprotocol {
+            protocol: offered_first,
+            head: Vec::new(),
+            filled_in: false,
+        });
+    }
+
+    /// Whether the handshake's response named no protocol (and one was filled in for
+    /// tungstenite).
+    pub fn subprotocol_was_missing(&self) -> bool {
+        matches!(&self.lenient_subprotocol, Some(patch) if patch.filled_in)
+    }
+
+    /// Reads the response head whole, fills the protocol in, and queues it for replay.
+    fn poll_patch_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(patch) = self.lenient_subprotocol.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if patch.filled_in || self.replay.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if let Some(end) = http_head::end_of_head(&patch.head) {
+                let (head, rest) = patch.head.split_at(end);
+                let mut bytes = http_head::fill_in_subprotocol(head, &patch.protocol)
+                    .inspect(|_| patch.filled_in = true)
+                    .unwrap_or_else(|| head.to_vec());
+                bytes.extend_from_slice(rest);
+                patch.head = Vec::new();
+                self.replay = Some(Replay { bytes, taken: 0 });
+                // Done: later reads go straight to the socket once the replay is taken.
+                if !patch.filled_in {
+                    self.lenient_subprotocol = None;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if patch.head.len() > http_head::MAX_HEAD {
+                // Not a head we can read: let tungstenite judge what came.
+                let bytes = std::mem::take(&mut patch.head);
+                self.lenient_subprotocol = None;
+                self.replay = Some(Replay { bytes, taken: 0 });
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 4096];
+            let mut buf = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
+            if buf.filled().is_empty() {
+                let bytes = std::mem::take(&mut patch.head);
+                self.lenient_subprotocol = None;
+                self.replay = Some(Replay { bytes, taken: 0 });
+                return Poll::Ready(Ok(()));
+            }
+            patch.head.extend_from_slice(buf.filled());
+        }
+    }
+}
+
+impl Drop for Transport {
+    /// The account may outlive the transport (messages read ahead wait for Lua): what the
+    /// transport held is gone with it.
+    fn drop(&mut self) {
+        self.account.set(Part::Reading, 0);
+        self.account.set(Part::Writing, 0);
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = this.poll_read_handed(cx, buf);
+        this.handed.follow(&buf.filled()[before..]);
+        this.count_reading();
+        read
+    }
+}
+
+impl Transport {
+    /// The next bytes for tungstenite: a replay first, then the socket, as far as the
+    /// memory budget allows.
+    fn poll_read_handed(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.lenient_subprotocol.is_some() {
+            ready!(self.poll_patch_head(cx))?;
+        }
+        if let Some(replay) = self.replay.as_mut() {
+            let rest = &replay.bytes[replay.taken..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            replay.taken += n;
+            if replay.taken == replay.bytes.len() {
+                self.replay = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let room = ready!(self.poll_read_room(cx))?;
+        match &mut self.inner {
+            Inner::Plain(tcp) => {
+                tcp.set_limit(room);
+                Pin::new(tcp).poll_read(cx, buf)
+            }
+            tls => {
+                let part = buf.initialize_unfilled_to(room.min(buf.remaining()));
+                let mut limited = ReadBuf::new(part);
+                let read = Pin::new(tls).poll_read(cx, &mut limited);
+                let count = limited.filled().len();
+                buf.advance(count);
+                read
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let result = match this.poll_write_frame_rest(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_write(cx, buf),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        };
+        // tungstenite offers its whole write buffer each time: what the socket did not take
+        // is what it holds.
+        let unwritten = match result {
+            Poll::Ready(Ok(n)) => buf.len() - n.min(buf.len()),
+            _ => buf.len(),
+        };
+        this.writer_holds_bytes = unwritten > 0;
+        if buf.len() > this.largest_write {
+            this.largest_write = buf.len();
+            this.count_reading();
+        }
+        this.account
+            .set(Part::Writing, unwritten + this.frame_rest.len());
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_frame_rest(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_frame_rest(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
