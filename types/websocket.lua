@@ -123,6 +123,7 @@ function ServerConnection:getpeername() end
 ---@field max_message_size? integer
 ---@field max_frame_size? integer
 ---@field reuse_port? boolean
+---@field incoming_budget? integer bytes all connections of the Lua thread may hold beyond 64 KiB each (256 MiB)
 
 ---@class websocket.Server
 local Server = {}
