@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::net::transport::Inner;
 
 impl AsyncRead for Inner {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -24,6 +25,7 @@ impl AsyncRead for Inner {
 }
 
 impl AsyncWrite for Inner {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -36,6 +38,7 @@ impl AsyncWrite for Inner {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Inner::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
@@ -44,6 +47,7 @@ impl AsyncWrite for Inner {
         }
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Inner::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
