@@ -28,6 +28,8 @@ local function start_target(raising)
     'the target server did not start: ' .. target.output())
   target.port = port
   target.url = 'ws://127.0.0.1:' .. port .. '/'
+  -- Stopped however the test ends (stop() again after a normal end does nothing).
+  finally(function() target.stop() end)
   return target
 end
 
@@ -35,7 +37,9 @@ end
 local function start_attacker(target, arguments)
   local command = ('sh -c "ulimit -n 8192 2>/dev/null; ATTACK_STALL=1 exec %s spec/peers/attacker.py %s"')
     :format(peers.python_interpreter(), (arguments:gsub('PORT', tostring(target.port))))
-  return services.spawn(command)
+  local attacker = services.spawn(command)
+  finally(function() attacker.stop('KILL') end)
+  return attacker
 end
 
 --- One echo of `text` on a new copas client of `url` (inside a copas coroutine).

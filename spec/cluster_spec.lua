@@ -262,7 +262,8 @@ describe('beyond one process', function()
       proxy_read_timeout 2s;
     }]]
       local conf = table.concat({
-        'daemon off;', 'worker_processes 1;', 'pid ' .. prefix .. '/nginx.pid;',
+        -- One process: a stopped master would leave its workers running.
+        'daemon off;', 'master_process off;', 'pid ' .. prefix .. '/nginx.pid;',
         'error_log ' .. prefix .. '/logs/error.log;',
         'events { worker_connections 1024; }',
         'http {', '  access_log off;',

@@ -219,16 +219,23 @@ fn size_limits(
     Ok(config)
 }
 
-/// A duration in seconds; nil or a negative number means "wait forever", as in luasocket.
-fn seconds(value: Value, function: &str, field: &str) -> mlua::Result<Option<Duration>> {
-    let seconds = match value {
-        Value::Nil => return Ok(None),
-        Value::Integer(n) => n as f64,
-        Value::Number(n) => n,
+/// An options field that must be a number, if it is set.
+fn number(value: Value, function: &str, field: &str) -> mlua::Result<Option<f64>> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::Integer(n) => Ok(Some(n as f64)),
+        Value::Number(n) => Ok(Some(n)),
         other => {
             let problem = format!("{field}: {}", expected("number", &other));
-            return Err(bad_argument(1, function, problem));
+            Err(bad_argument(1, function, problem))
         }
+    }
+}
+
+/// A duration in seconds; nil or a negative number means "wait forever", as in luasocket.
+fn seconds(value: Value, function: &str, field: &str) -> mlua::Result<Option<Duration>> {
+    let Some(seconds) = number(value, function, field)? else {
+        return Ok(None);
     };
     if seconds.is_nan() || seconds < 0.0 {
         return Ok(None);
@@ -240,14 +247,8 @@ fn seconds(value: Value, function: &str, field: &str) -> mlua::Result<Option<Dur
 
 /// A size in bytes: a positive whole number.
 fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>> {
-    let n = match value {
-        Value::Nil => return Ok(None),
-        Value::Integer(n) => n as f64,
-        Value::Number(n) => n,
-        other => {
-            let problem = format!("{field}: {}", expected("number", &other));
-            return Err(bad_argument(1, function, problem));
-        }
+    let Some(n) = number(value, function, field)? else {
+        return Ok(None);
     };
     if !(n >= 1.0 && n.fract() == 0.0 && n <= usize::MAX as f64) {
         return Err(bad_argument(
