@@ -152,7 +152,7 @@ describe('copas server and copas client in one loop', function()
   end)
 
   it('sends and receives the usual messages natively, and words what the native path declines', function()
-    local native = require'websocket_native'.fast_functions()
+    local native = require'websocket_native'.raw_functions()
     -- The native receive and send decline what is not theirs: not a handle, no such handle.
     assert.is_false(native.receive(nil))
     assert.is_false(native.receive(-1, true))

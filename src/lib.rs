@@ -14,11 +14,8 @@
 //! - `copas/`: connections whose calls never wait (the copas client, server connections);
 //! - `sync/`: the sync client;
 //! - `server/`: accepting, the handshake stages, broadcast groups, the Redis cluster;
-//! - `binding/`: Lua arguments in, results out, the C functions of the hot path.
-//!
-//! The userdata of each flavour (`copas/nonblocking/handle.rs`, `sync/client.rs`,
-//! `sync/client_fast.rs`, `server/lua_api.rs`) still sits in its layer and imports
-//! `binding/`; they are the next to move there.
+//! - `binding/`: the only code that names mlua: Lua arguments in, results out, each
+//!   flavour's userdata, and beside each the C functions of its hot path (`raw`).
 
 mod binding;
 mod connection;
@@ -36,68 +33,66 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     let exports = lua.create_table()?;
     exports.set(
         "sync_client",
-        lua.create_function(sync::client::new_sync_client)?,
+        lua.create_function(binding::sync_client::new_sync_client)?,
     )?;
     exports.set(
         "copas_client",
-        lua.create_function(copas::nonblocking::new_client)?,
+        lua.create_function(binding::copas_connection::new_client)?,
     )?;
-    exports.set("listen", lua.create_function(server::listen)?)?;
-    exports.set("PENDING", copas::nonblocking::pending())?;
-    // What the copas flavours call on every message, as plain C functions.
-    exports.set(
-        "fast_functions",
-        lua.create_function(|lua, ()| binding::fast_calls::table(lua))?,
-    )?;
-    exports.set("constant", binding::fast_calls::constant_function(lua)?)?;
-    exports.set(
-        "doorbell_fd",
-        lua.create_function(|lua, ()| Ok(runtime::core::Core::of(lua)?.doorbell_fd()))?,
-    )?;
-    exports.set(
-        "silent_fd",
-        lua.create_function(|lua, ()| Ok(runtime::core::Core::of(lua)?.silent_fd()))?,
-    )?;
-    // Waits (blocking) until the core may have work, at most `seconds`: for calls made
-    // outside any coroutine.
-    exports.set(
-        "park",
-        lua.create_function(|lua, seconds: Option<f64>| {
-            let limit = seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
-            runtime::core::Core::of(lua)?.park(limit);
-            Ok(())
-        })?,
-    )?;
-    // Fills `ids` (a table) with the ids of the handles whose flags went up since the last
-    // call and returns how many: which waiting coroutines to wake.
-    exports.set(
-        "take_raised",
-        lua.create_function(|lua, ids: LuaTable| {
-            take_raised_into(&*runtime::core::Core::of(lua)?, &ids)
-        })?,
-    )?;
-    exports.set(
-        "now",
-        lua.create_function(|lua, ()| Ok(runtime::core::Core::of(lua)?.now()))?,
-    )?;
-    // The memory budget of incoming data: bytes charged now, and the limit.
-    exports.set(
-        "incoming_budget",
-        lua.create_function(|_, ()| Ok((net::memory_budget::used(), net::memory_budget::limit())))?,
-    )?;
-    exports.set(
-        "busy",
-        lua.create_function(|lua, ()| Ok(runtime::core::Core::of(lua)?.has_background_work()))?,
-    )?;
+    exports.set("listen", lua.create_function(binding::server::listen)?)?;
+    exports.set("PENDING", binding::contract::pending())?;
+    binding::core_functions::export(lua, &exports)?;
     Ok(exports)
 }
 
-/// Moves the raised queue into `ids[1..n]` and returns n.
-fn take_raised_into(core: &runtime::core::Core, ids: &LuaTable) -> LuaResult<usize> {
-    let mut raised = Vec::new();
-    core.take_raised(&mut raised);
-    for (index, id) in raised.iter().enumerate() {
-        ids.raw_set(index + 1, *id)?;
+#[cfg(test)]
+mod layout {
+    //! The layout above, checked: a folder's files name only the folders listed before it.
+
+    use std::path::{Path, PathBuf};
+
+    const LAYERS: [&str; 7] = [
+        "net",
+        "connection",
+        "runtime",
+        "copas",
+        "sync",
+        "server",
+        "binding",
+    ];
+
+    fn rust_files(folder: &Path, found: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(folder).expect("a source folder");
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                found.push(path);
+            }
+        }
     }
-    Ok(raised.len())
+
+    #[test]
+    fn imports_run_from_higher_layers_to_lower_ones_and_only_binding_names_mlua() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut wrong = Vec::new();
+        for (rank, layer) in LAYERS.iter().enumerate() {
+            let mut files = Vec::new();
+            rust_files(&src.join(layer), &mut files);
+            assert!(!files.is_empty(), "no files in src/{layer}");
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("a source file");
+                for higher in &LAYERS[rank + 1..] {
+                    if text.contains(&format!("crate::{higher}::")) {
+                        wrong.push(format!("{} uses {higher}/", file.display()));
+                    }
+                }
+                if *layer != "binding" && text.contains("mlua") {
+                    wrong.push(format!("{} names mlua", file.display()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
 }

@@ -3,7 +3,7 @@
 -- outside any coroutine, the same calls block like the sync client's.
 
 local native = require'websocket_native'
-local client_nonblocking = require'websocket.client_nonblocking'
+local copas_connection = require'websocket.copas_connection'
 
 local error = error
 local type = type
@@ -17,5 +17,5 @@ return function(opts)
   if timeout and timeout < 0 then
     timeout = nil
   end
-  return client_nonblocking.wrap(handle, timeout)
+  return copas_connection.wrap(handle, timeout)
 end

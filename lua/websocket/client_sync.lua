@@ -42,6 +42,6 @@ return function(opts)
   if handle == false then
     error(message, 2)
   end
-  local receive, send = handle:fast_methods(send_declined)
+  local receive, send = handle:raw_methods(send_declined)
   return client_object.new(handle, client_metatable, { receive = receive, send = send })
 end

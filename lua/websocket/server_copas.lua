@@ -14,7 +14,7 @@
 
 local copas = require'copas'
 local native = require'websocket_native'
-local client_nonblocking = require'websocket.client_nonblocking'
+local copas_connection = require'websocket.copas_connection'
 local wait_module = require'websocket.wait'
 
 local error = error
@@ -25,7 +25,7 @@ local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
-local handle_of = client_nonblocking.handle_of
+local handle_of = copas_connection.handle_of
 local in_coroutine = wait_module.in_coroutine
 local now = wait_module.now
 local wait = wait_module.wait
@@ -171,7 +171,7 @@ local function start_connection(server, handle, protocol, request_id)
   -- The hook's request, with what it set; without a hook ws.request is made on first use.
   local request = server.requests[request_id]
   server.requests[request_id] = nil
-  local ws = client_nonblocking.wrap(handle, nil, methods_for(server, protocol), {
+  local ws = copas_connection.wrap(handle, nil, methods_for(server, protocol), {
     request = request,
     protocol = protocol,
   })

@@ -25,14 +25,14 @@ local type = type
 local has_coxpcall, coxpcall = pcall(require, 'coxpcall')
 local copas_coroutine = has_coxpcall and coxpcall.running or coroutine_running
 
-local fast = native.fast_functions()
+local raw = native.raw_functions()
 
-local any_raised = fast.any_raised
+local any_raised = raw.any_raised
 local is_paused = pause_module.is_paused
-local now = fast.now
+local now = raw.now
 local pause = pause_module.pause
-local serving = fast.serving
-local step = fast.step
+local serving = raw.serving
+local step = raw.step
 local take_raised = native.take_raised
 local wake = pause_module.wake
 

@@ -9,6 +9,7 @@ use mlua::{Table, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use crate::binding::contract::{outgoing, Outgoing};
 use crate::connection::keepalive::KeepaliveSettings;
 use crate::connection::settings::{small_buffers, ConnectionSettings, DEFAULT_MAX_QUEUE};
 
@@ -68,10 +69,6 @@ pub fn expected(what: &str, got: &Value) -> String {
     format!("{what} expected, got {got}")
 }
 
-pub const TEXT: i64 = 1;
-pub const BINARY: i64 = 2;
-pub const PING: i64 = 9;
-pub const PONG: i64 = 10;
 /// A control frame carries at most 125 bytes (RFC 6455 5.5).
 const CONTROL_PAYLOAD_MAX: usize = 125;
 
@@ -84,9 +81,9 @@ pub fn message_to_send(payload: Value, opcode: Value) -> mlua::Result<Message> {
         }
     };
     let opcode = match opcode {
-        Value::Nil => TEXT,
-        Value::Integer(n) => n,
-        Value::Number(n) if n.fract() == 0.0 => n as i64,
+        Value::Nil => None,
+        Value::Integer(n) => Some(n),
+        Value::Number(n) if n.fract() == 0.0 => Some(n as i64),
         other => {
             return Err(bad_argument(2, "send", expected("opcode", &other)));
         }
@@ -101,17 +98,20 @@ pub fn message_to_send(payload: Value, opcode: Value) -> mlua::Result<Message> {
         }
         Ok(bytes)
     };
-    match opcode {
-        TEXT => Utf8Bytes::try_from(bytes)
+    match outgoing(opcode) {
+        Some(Outgoing::Text) => Utf8Bytes::try_from(bytes)
             .map(Message::Text)
             .map_err(|_| bad_argument(1, "send", "TEXT message is not valid UTF-8")),
-        BINARY => Ok(Message::Binary(bytes)),
-        PING => Ok(Message::Ping(control(bytes, "PING")?)),
-        PONG => Ok(Message::Pong(control(bytes, "PONG")?)),
-        other => Err(bad_argument(
+        Some(Outgoing::Binary) => Ok(Message::Binary(bytes)),
+        Some(Outgoing::Ping) => Ok(Message::Ping(control(bytes, "PING")?)),
+        Some(Outgoing::Pong) => Ok(Message::Pong(control(bytes, "PONG")?)),
+        None => Err(bad_argument(
             2,
             "send",
-            format!("unknown opcode {other} (TEXT, BINARY, PING or PONG expected)"),
+            format!(
+                "unknown opcode {} (TEXT, BINARY, PING or PONG expected)",
+                opcode.unwrap_or_default()
+            ),
         )),
     }
 }
@@ -264,6 +264,7 @@ fn size(value: Value, function: &str, field: &str) -> mlua::Result<Option<usize>
 mod tests {
     use super::connect::protocol_name;
     use super::*;
+    use crate::binding::contract::TEXT;
     use tokio_tungstenite::tungstenite::http::HeaderValue;
 
     proptest::proptest! {

@@ -18,6 +18,7 @@ use crate::connection::connect::{open, Accepted, ConnectError, ConnectRequest, S
 use crate::connection::keepalive::{Due, Keepalive, KeepaliveSettings};
 use crate::net::data_frame;
 use crate::net::socket_error::TIMEOUT;
+use crate::net::socket_error::WRONG_STATE;
 use crate::net::transport::FrameWrite;
 use crate::net::ws_error;
 
@@ -231,7 +232,7 @@ impl Connection {
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Received, Ending>> {
         let stream = match self.stream.as_mut() {
             Some(stream) if self.state == State::Open => stream,
-            _ => return Poll::Ready(Err(Ending::unclean(1006, "wrong state"))),
+            _ => return Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE))),
         };
         // Only here, not after a ping below: tungstenite sends the pong with its next read.
         ready!(stream
@@ -240,7 +241,7 @@ impl Connection {
         loop {
             ready!(self.poll_pong_room(cx));
             let Some(stream) = self.stream.as_mut() else {
-                return Poll::Ready(Err(Ending::unclean(1006, "wrong state")));
+                return Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE)));
             };
             let next = ready!(stream.poll_next_unpin(cx));
             if let Some(Ok(_)) = next {
@@ -348,7 +349,7 @@ impl Connection {
     /// Starts the close handshake (once), waits for the peer's close frame, and hangs up.
     pub fn poll_close(&mut self, cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Ending> {
         match self.state {
-            State::Closed => return Poll::Ready(Ending::unclean(1006, "wrong state")),
+            State::Closed => return Poll::Ready(Ending::unclean(1006, WRONG_STATE)),
             State::Open => {
                 self.state = State::Closing;
                 self.close_to_send = Some(Message::Close(Some(CloseFrame {
@@ -398,7 +399,7 @@ impl Connection {
     fn open_stream(&mut self) -> Result<&mut Stream, Ending> {
         match self.stream.as_mut() {
             Some(stream) if self.state == State::Open => Ok(stream),
-            _ => Err(Ending::unclean(1006, "wrong state")),
+            _ => Err(Ending::unclean(1006, WRONG_STATE)),
         }
     }
 

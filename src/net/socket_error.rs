@@ -8,6 +8,8 @@ use std::io;
 
 pub const TIMEOUT: &str = "timeout";
 pub const CLOSED: &str = "closed";
+/// A call the connection's state does not allow (lua-websockets' word for it).
+pub const WRONG_STATE: &str = "wrong state";
 pub const CONNECTION_REFUSED: &str = "connection refused";
 pub const UNKNOWN_HOST: &str = "host or service not provided, or not known";
 

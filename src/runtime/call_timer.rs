@@ -86,10 +86,8 @@ impl CallTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mlua::Lua;
-
     fn core() -> std::rc::Rc<Core> {
-        Core::of(&Lua::new()).expect("a core")
+        std::rc::Rc::new(Core::start().expect("a core"))
     }
 
     #[test]

@@ -22,7 +22,6 @@ use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use mlua::Lua;
 use tokio::net::TcpStream;
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
@@ -173,28 +172,22 @@ pub struct Core {
 }
 
 impl Core {
-    /// The core of this Lua state, created on first use.
-    pub fn of(lua: &Lua) -> mlua::Result<Rc<Core>> {
-        if let Some(core) = lua.app_data_ref::<Rc<Core>>() {
-            return Ok(Rc::clone(&core));
-        }
-        let failed =
-            |err: std::io::Error| mlua::Error::runtime(format!("cannot start the I/O core: {err}"));
+    /// A new core: its runtime, and the doorbell that watches the runtime's reactor.
+    pub fn start() -> std::io::Result<Core> {
         let epolls_before = reactor_fd::epoll_descriptors();
         let runtime = Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .max_io_events_per_tick(EVENTS_PER_TURN)
-            .build()
-            .map_err(failed)?;
+            .build()?;
         // Before the doorbell makes epoll instances of its own.
         let reactor = reactor_fd::find(&runtime, &epolls_before);
-        let mut doorbell = Doorbell::new().map_err(failed)?;
+        let mut doorbell = Doorbell::new()?;
         if let Some(reactor) = reactor {
             // Failing, the doorbell watches each socket instead.
             let _ = doorbell.watch_reactor(reactor);
         }
-        let core = Rc::new(Core {
+        Ok(Core {
             runtime,
             epoch: Instant::now(),
             doorbell: RefCell::new(doorbell),
@@ -208,9 +201,7 @@ impl Core {
             first_steps: FirstSteps::default(),
             woken_buffer: Cell::new(Vec::new()),
             ids_buffer: Cell::new(Vec::new()),
-        });
-        lua.set_app_data(Rc::clone(&core));
-        Ok(core)
+        })
     }
 
     /// Runs `work` to completion on the Lua thread.

@@ -1,4 +1,3 @@
 //! The sync client: every call blocks in the core until it is done.
 
 pub(crate) mod client;
-pub(crate) mod client_fast;

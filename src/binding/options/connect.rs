@@ -12,6 +12,7 @@ use crate::connection::settings::ConnectionSettings;
 use crate::connection::State;
 use crate::net::address::{self, AddressError};
 use crate::net::http_head::checked_header;
+use crate::net::socket_error::WRONG_STATE;
 use crate::net::tls::TlsOptions;
 
 /// `connect(url, protocol, ssl_params, headers)` as Lua passed them.
@@ -98,7 +99,7 @@ pub fn connect_request(
     let headers = merged_headers(&settings.headers, request_headers(headers, 4, "connect")?);
     let refusal = |message: String| (Value::Nil, message).into_lua_multi(lua).map(Err);
     if state != State::Closed {
-        return refusal("wrong state".to_string());
+        return refusal(WRONG_STATE.to_string());
     }
     match address::parse(&url) {
         Ok(address) => Ok(Ok(ConnectRequest {

@@ -1,8 +1,7 @@
-//! A connection whose every call returns at once: the copas client and the server's
-//! connections. A call that would have to wait answers `PENDING` instead; Lua then waits for
-//! `ready()` (copas resumes it when the doorbell rings and the flag is up) and calls the
-//! matching `resume_*` method. This file is the connection's state as the core drives it;
-//! handle.rs is what Lua holds.
+//! A copas connection's state as the core drives it: whenever its waker fires, whether or
+//! not a Lua call waits on it, it reads ahead into its inbox, keeps its keepalive, finishes
+//! writes and closes. The calls Lua makes (connection.rs) and a server's broadcasts
+//! (`Member`) act on the same state.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -17,66 +16,99 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::connection::connect::{ConnectError, Opened};
 use crate::connection::{self, Connection, Ending, Received, State};
 use crate::net::memory_budget::{Account, Part};
+use crate::net::socket_error::WRONG_STATE;
 use crate::runtime::core::{Core, DeadlineId, Pump};
 
-mod handle;
 use crate::connection::settings::ConnectionSettings;
 use crate::net::transport::{FrameWrite, PeerGone};
 use crate::runtime::ready::Readiness;
-pub use handle::{new_client, pending, NonBlockingConnection};
 
 /// How often a paused connection looks for a peer that reset or hung up.
 const DEPARTURE_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
-type Connecting = Pin<Box<dyn Future<Output = Result<Opened, ConnectError>>>>;
+pub(super) type Connecting = Pin<Box<dyn Future<Output = Result<Opened, ConnectError>>>>;
 
 /// Told when a connection ends (the server drops it from its broadcast group).
-pub trait EndNotice {
+pub(crate) trait EndNotice {
     fn ended(&self, id: u64);
 }
 
 /// What a Lua call in progress and the core's driving share.
-struct Shared {
-    connection: Connection,
-    readiness: Readiness,
-    settings: ConnectionSettings,
-    connecting: Option<Connecting>,
-    unsent: Option<Message>,
+pub(crate) struct DrivenConnection {
+    pub(super) connection: Connection,
+    pub(super) readiness: Readiness,
+    pub(super) settings: ConnectionSettings,
+    pub(super) connecting: Option<Connecting>,
+    pub(super) unsent: Option<Message>,
     /// A Lua send waits for the socket to take its message.
-    send_waiting: bool,
+    pub(super) send_waiting: bool,
     /// A broadcast's message waits in the write buffer for the socket (see Member::offer).
-    flush_waiting: bool,
+    pub(super) flush_waiting: bool,
     /// The close frame's code and reason, once a close has started.
-    closing_with: Option<(u16, String)>,
+    pub(super) closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
-    inbox: VecDeque<Received>,
+    pub(super) inbox: VecDeque<Received>,
     /// The bytes of the messages in `inbox`.
-    inbox_bytes: usize,
+    pub(super) inbox_bytes: usize,
     /// What this connection holds, for the memory budget: it outlives the socket while
     /// messages read ahead wait for Lua.
-    account: Option<Rc<Account>>,
+    pub(super) account: Option<Rc<Account>>,
     /// The handler returned: messages left when the connection ends are nobody's.
-    handler_returned: bool,
+    pub(super) handler_returned: bool,
     /// The waker's count when reading last found nothing. A poll that returns Pending has
     /// promised to fire the waker once it can go on, so until the count moves another read
     /// would find nothing too, and is skipped (it would cost tungstenite a buffer fill).
-    read_parked_at: Option<u32>,
+    pub(super) read_parked_at: Option<u32>,
     /// How the connection ended, for the next receive once the inbox is empty.
-    ended: Option<Ending>,
+    pub(super) ended: Option<Ending>,
     /// The doorbell's deadline for the keepalive timer, while there is one.
-    keepalive_alarm: Option<(tokio::time::Instant, DeadlineId)>,
+    pub(super) keepalive_alarm: Option<(tokio::time::Instant, DeadlineId)>,
     /// The next look for a departed peer while the connection is paused.
-    departure_alarm: Option<(tokio::time::Instant, DeadlineId)>,
+    pub(super) departure_alarm: Option<(tokio::time::Instant, DeadlineId)>,
     /// A client's connection: its frames are masked.
-    is_client: bool,
+    pub(super) is_client: bool,
     /// Whether the connection was ever open, and whether its end was reported.
-    opened: bool,
-    end_reported: bool,
-    on_end: Option<Rc<dyn EndNotice>>,
+    pub(super) opened: bool,
+    pub(super) end_reported: bool,
+    pub(super) on_end: Option<Rc<dyn EndNotice>>,
 }
 
-impl Shared {
-    fn poll_close(&mut self) -> Poll<Ending> {
+impl DrivenConnection {
+    /// The state of `connection` (open already for a server, closed for a client), woken
+    /// through `readiness`.
+    pub(super) fn new(
+        connection: Connection,
+        readiness: Readiness,
+        settings: ConnectionSettings,
+    ) -> Self {
+        let opened = connection.state() == State::Open;
+        let account = connection.account().cloned();
+        DrivenConnection {
+            connection,
+            readiness,
+            settings,
+            connecting: None,
+            unsent: None,
+            send_waiting: false,
+            flush_waiting: false,
+            closing_with: None,
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
+            account,
+            handler_returned: false,
+            read_parked_at: None,
+            ended: None,
+            keepalive_alarm: None,
+            departure_alarm: None,
+            // A server's connections come open; a client's opens with its connect.
+            is_client: !opened,
+            opened,
+            end_reported: false,
+            on_end: None,
+        }
+    }
+
+    pub(super) fn poll_close(&mut self) -> Poll<Ending> {
         let (code, reason) = self.closing_with.clone().unwrap_or((1000, String::new()));
         let mut cx = self.readiness.waker_context();
         self.connection.poll_close(&mut cx, code, &reason)
@@ -183,7 +215,7 @@ impl Shared {
         Some(message)
     }
 
-    fn count(&self, part: Part, bytes: usize) {
+    pub(super) fn count(&self, part: Part, bytes: usize) {
         if let Some(account) = &self.account {
             account.set(part, bytes);
         }
@@ -199,13 +231,13 @@ impl Shared {
         }
     }
 
-    fn drop_inbox(&mut self) {
+    pub(super) fn drop_inbox(&mut self) {
         self.inbox.clear();
         self.inbox_bytes = 0;
         self.count(Part::Queued, 0);
     }
 
-    fn drive_connection(&mut self) {
+    pub(super) fn drive_connection(&mut self) {
         if self.connecting.is_some() {
             return; // the connect is Lua's to poll
         }
@@ -255,7 +287,7 @@ impl Shared {
     }
 
     /// Everything that follows a poll: the keepalive alarm and the end.
-    fn settle(&mut self, core: &Core) {
+    pub(super) fn settle(&mut self, core: &Core) {
         self.arm_keepalive_alarm(core);
         self.arm_departure_alarm(core);
         self.report_end(core);
@@ -279,7 +311,7 @@ impl Shared {
                     }
                     (None, Some(ending)) => Poll::Ready(Err(ending)),
                     (None, None) if self.connection.state() == State::Closed => {
-                        Poll::Ready(Err(Ending::unclean(1006, "wrong state")))
+                        Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE)))
                     }
                     (None, None) => Poll::Pending,
                 }
@@ -290,7 +322,7 @@ impl Shared {
     }
 
     /// Writes the message a send left in `unsent`; Pending while the socket has no room.
-    fn resume_send(&mut self, core: &Core) -> Poll<Result<(), Ending>> {
+    pub(super) fn resume_send(&mut self, core: &Core) -> Poll<Result<(), Ending>> {
         let _runtime = core.enter();
         if let Some(ending) = &self.ended {
             self.unsent = None;
@@ -317,80 +349,80 @@ impl Shared {
     }
 }
 
-/// Runs `work` on `connection`'s Shared; None when a Lua call on it holds it.
-fn with_shared<T>(
+/// Runs `work` on `connection`'s DrivenConnection; None when a Lua call on it holds it.
+pub(super) fn with_driven<T>(
     connection: &RefCell<dyn Pump>,
-    work: impl FnOnce(&mut Shared) -> T,
+    work: impl FnOnce(&mut DrivenConnection) -> T,
 ) -> Option<T> {
     let mut pump = connection.try_borrow_mut().ok()?;
-    let shared = pump.as_any_mut().downcast_mut::<Shared>()?;
-    Some(work(shared))
+    let driven = pump.as_any_mut().downcast_mut::<DrivenConnection>()?;
+    Some(work(driven))
 }
 
-/// A receive on `connection`: what `Shared::poll_receive` finds; when that is nothing yet
+/// A receive on `connection`: what `DrivenConnection::poll_receive` finds; when that is nothing yet
 /// and `step_first`, one step of the core and another look, if such steps found something
 /// lately. Lua asks for the step when this coroutine would watch the doorbell anyway: a busy
 /// connection's next message is usually in the kernel already, and one call then finds it
 /// (an echo's never is: copas' select waits for it). None when the connection is held.
-pub fn receive_on(
+pub(crate) fn receive_on(
     core: &Core,
     connection: &RefCell<dyn Pump>,
     step_first: bool,
 ) -> Option<Poll<Result<Received, Ending>>> {
-    let outcome = with_shared(connection, |shared| shared.poll_receive(core))?;
+    let outcome = with_driven(connection, |driven| driven.poll_receive(core))?;
     if outcome.is_ready() || !step_first || !core.first_steps.worth_trying() {
         return Some(outcome);
     }
     // No borrow of the connection is held here: the step drives it.
     core.step();
-    let found = with_shared(connection, |shared| shared.readiness.is_raised())?;
+    let found = with_driven(connection, |driven| driven.readiness.is_raised())?;
     core.first_steps.record(found);
     if !found {
         return Some(Poll::Pending);
     }
-    with_shared(connection, |shared| shared.poll_receive(core))
+    with_driven(connection, |driven| driven.poll_receive(core))
 }
 
 /// A send of `message` on `connection`; None when the connection is held.
-pub fn send_on(
+pub(crate) fn send_on(
     core: &Core,
     connection: &RefCell<dyn Pump>,
     message: Message,
 ) -> Option<Poll<Result<(), Ending>>> {
-    with_shared(connection, |shared| {
-        shared.unsent = Some(message);
-        shared.resume_send(core)
+    with_driven(connection, |driven| {
+        driven.unsent = Some(message);
+        driven.resume_send(core)
     })
 }
 
 /// A send of a TEXT (`is_text`) or BINARY message of `payload` on `connection`: written
 /// straight to the socket when nothing else waits to be written and the socket takes it
 /// at once (no copy into a message), else as `send_on`. None when the connection is held.
-pub fn send_payload_on(
+pub(crate) fn send_payload_on(
     core: &Core,
     connection: &RefCell<dyn Pump>,
     payload: &[u8],
     is_text: bool,
 ) -> Option<Poll<Result<(), Ending>>> {
-    with_shared(connection, |shared| {
-        let idle = shared.ended.is_none()
-            && shared.unsent.is_none()
-            && !shared.send_waiting
-            && !shared.flush_waiting;
+    with_driven(connection, |driven| {
+        let idle = driven.ended.is_none()
+            && driven.unsent.is_none()
+            && !driven.send_waiting
+            && !driven.flush_waiting;
         let written = if idle {
-            let masked = shared.is_client;
-            shared.connection.try_write_data(payload, is_text, masked)
+            let masked = driven.is_client;
+            driven.connection.try_write_data(payload, is_text, masked)
         } else {
             FrameWrite::Refused
         };
         match written {
             FrameWrite::Written => Poll::Ready(Ok(())),
             // The rest of the frame goes out with a flush, which may wait for room.
-            FrameWrite::Partly => shared.resume_send(core),
+            FrameWrite::Partly => driven.resume_send(core),
             FrameWrite::Refused => match connection::data_message(payload, is_text) {
                 Ok(message) => {
-                    shared.unsent = Some(message);
-                    shared.resume_send(core)
+                    driven.unsent = Some(message);
+                    driven.resume_send(core)
                 }
                 Err(ending) => Poll::Ready(Err(ending)),
             },
@@ -399,7 +431,7 @@ pub fn send_payload_on(
 }
 
 /// The core drives a connection whenever its waker fires, whether or not Lua waits on it.
-impl Pump for Shared {
+impl Pump for DrivenConnection {
     fn drive(&mut self, core: &Core) -> bool {
         let before = (
             self.inbox.len(),
@@ -422,67 +454,5 @@ impl Pump for Shared {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
-    }
-}
-
-/// A connection as a broadcast sees it.
-#[derive(Clone)]
-pub struct Member(std::rc::Weak<RefCell<Shared>>);
-
-/// What became of a broadcast's message for one member.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Offered {
-    Sent,
-    /// Something else waits to be written first (a Lua send, an earlier broadcast the socket
-    /// did not take yet): Lua sends it with a send that waits, so that nothing is lost and
-    /// memory stays bounded by one message per connection.
-    Busy,
-    /// Not OPEN.
-    Gone,
-}
-
-impl Member {
-    /// Writes `message` to the socket without waiting, when nothing else waits to be written:
-    /// `frame` (the message encoded, the same bytes for every member) straight to the
-    /// socket when it can, else through tungstenite.
-    pub fn offer(&self, core: &Core, message: &Message, frame: Option<&[u8]>) -> Offered {
-        let Some(shared) = self.0.upgrade() else {
-            return Offered::Gone;
-        };
-        let Ok(mut guard) = shared.try_borrow_mut() else {
-            return Offered::Busy;
-        };
-        let shared = &mut *guard;
-        if shared.connection.state() != State::Open || shared.ended.is_some() {
-            return Offered::Gone;
-        }
-        if shared.unsent.is_some() || shared.send_waiting || shared.flush_waiting {
-            return Offered::Busy;
-        }
-        let written = frame.map_or(FrameWrite::Refused, |frame| {
-            shared.connection.try_write_frame(frame)
-        });
-        let mut unsent = match written {
-            FrameWrite::Written => return Offered::Sent,
-            // Only the rest of the frame is left to write: a flush does it.
-            FrameWrite::Partly => None,
-            FrameWrite::Refused => Some(message.clone()),
-        };
-        let mut cx = shared.readiness.waker_context();
-        let sent = shared.connection.poll_send(&mut cx, &mut unsent);
-        match sent {
-            Poll::Ready(Ok(())) => Offered::Sent,
-            Poll::Ready(Err(ending)) => {
-                shared.ended = Some(ending);
-                shared.settle(core);
-                Offered::Gone
-            }
-            Poll::Pending if unsent.is_some() => Offered::Busy,
-            Poll::Pending => {
-                // Taken, not all written: the core flushes it when the socket has room.
-                shared.flush_waiting = true;
-                Offered::Sent
-            }
-        }
     }
 }

@@ -1,4 +1,4 @@
---- The client interface over a native non-blocking handle, shared by the copas client and
+--- The client interface over a native copas connection, shared by the copas client and
 -- the copas server's connections: every call that would wait yields to copas (or blocks
 -- when called outside any coroutine) until the core has news for this connection.
 
@@ -12,9 +12,9 @@ local setmetatable = setmetatable
 local PENDING = native.PENDING
 -- C functions for the usual receive and send; they answer false for anything else, and the
 -- handle's method then does the call (and words any error).
-local fast = native.fast_functions()
-local native_receive = fast.receive
-local native_send = fast.send
+local raw = native.raw_functions()
+local native_receive = raw.receive
+local native_send = raw.send
 local raise_bad_argument = results.raise_bad_argument
 local wait = wait_module.wait
 local would_step = wait_module.would_step
@@ -127,7 +127,7 @@ local client_metatable = client_object.metatable(methods)
 -- One metatable per table of extra methods (the server has one per protocol group).
 local metatables_with_extras = setmetatable({}, { __mode = 'k' })
 
-local client_nonblocking = {
+local copas_connection = {
   handle_of = client_object.handle_of,
 }
 
@@ -142,7 +142,7 @@ local SERVER_FIELDS = {
 -- found before the client methods (the server adds `broadcast` and hides `connect`, and
 -- its ws has `request` made on first use); `fields` (optional) is the object's table to
 -- start from.
-function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
+function copas_connection.wrap(handle, timeout, extra_methods, fields)
   local metatable = client_metatable
   if extra_methods then
     metatable = metatables_with_extras[extra_methods]
@@ -158,4 +158,4 @@ function client_nonblocking.wrap(handle, timeout, extra_methods, fields)
   return client_object.new(handle, metatable, fields)
 end
 
-return client_nonblocking
+return copas_connection
