@@ -106,6 +106,9 @@ export WS_TEST_CA_FILE=$PWD/build/run/cert.pem
 export WS_TEST_TLS_DIR=$PWD/build/run
 export WS_TEST_PYTHON=$PWD/build/venv/bin/python
 export WS_TEST_NODE_MODULES=$PWD/build/node/node_modules
+# The clients take their proxy from the environment, as curl does; the specs talk to
+# 127.0.0.1 directly, and set these themselves where they test them.
+unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 for lua in $LUAS; do
   log "busted specs on $lua"

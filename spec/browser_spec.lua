@@ -55,6 +55,17 @@ ws.onmessage = (event) => {
 };
 </script>]]
 
+-- A page that opens a WebSocket to another server (WS_PORT) and reports to its own what
+-- became of it: the echo, or the close code of a connection that never opened.
+local ORIGIN_PAGE = [[<!doctype html><title>origin</title><script>
+let opened = false;
+const report = (what) => fetch('/report?' + what);
+const ws = new WebSocket('ws://127.0.0.1:WS_PORT/', 'echo');
+ws.onopen = () => { opened = true; ws.send('hello from an allowed page'); };
+ws.onmessage = (event) => { report('echo=' + encodeURIComponent(event.data)); ws.close(); };
+ws.onclose = (event) => { if (!opened) report('refused=' + event.code); };
+</script>]]
+
 describe('a real browser (headless chromium)', function()
   local browser = chromium_path()
 
@@ -142,4 +153,45 @@ describe('a real browser (headless chromium)', function()
       assert.are.equal('chromium joined', heard)
     end
   end)
+
+  it('lets a page of a listed origin in and keeps one of another origin out (config.origins)', function()
+    if not browser then
+      pending('chromium is not installed (scripts/test.sh installs it as root)')
+      return
+    end
+    local reports = {}
+    local ws_port
+    local page_server, _, _, page_port = servers.start({
+      interface = '*',
+      on_request = function(request)
+        if request.path == '/' then
+          return 200, { ['content-type'] = 'text/html' }, ORIGIN_PAGE:gsub('WS_PORT', ws_port)
+        end
+        reports[#reports + 1] = request.path:match('^/report%?(.*)$')
+        return 204
+      end,
+      default = function() end,
+    })
+    local ws_server, _, ws_errors
+    ws_server, _, ws_errors, ws_port = servers.start({
+      origins = { 'http://127.0.0.1:' .. page_port },
+      protocols = { echo = require'spec.support.handlers'.echo },
+    })
+    local function visit(url)
+      local before = #reports
+      local stop = open_in_chromium(url)
+      local reported = copas_loop.step_until(function() return #reports > before end, 60)
+      local printed = stop()
+      assert.is_true(reported, 'the page never reported; chromium said: ' .. printed)
+      return reports[#reports]
+    end
+    local admitted = visit('http://127.0.0.1:' .. page_port .. '/')
+    local refused = visit('http://localhost:' .. page_port .. '/')
+    ws_server:close()
+    page_server:close()
+    assert.are.equal('echo=hello%20from%20an%20allowed%20page', admitted)
+    assert.are.equal('refused=1006', refused)
+    assert.are.same({ 'origin not allowed: http://localhost:' .. page_port }, ws_errors)
+  end)
 end)
+

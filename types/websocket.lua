@@ -29,6 +29,7 @@
 ---@field ping_interval? number seconds between keepalive pings (off by default)
 ---@field ping_timeout? number seconds a pong may take (default `ping_interval`)
 ---@field max_queue? integer messages read ahead (copas client, default 16)
+---@field proxy? string|false `'http://[user:pass@]host:port'`; `false` ignores `http_proxy` and the like
 
 ---A client: `websocket.client.sync(opts)` or `websocket.client.copas(opts)`.
 ---@class websocket.Client
@@ -124,6 +125,8 @@ function ServerConnection:getpeername() end
 ---@field max_frame_size? integer
 ---@field reuse_port? boolean
 ---@field incoming_budget? integer bytes all connections of the Lua thread may hold beyond 64 KiB each (256 MiB)
+---@field cluster? {redis: string, channel: string} broadcasts reach every process of the channel
+---@field origins? (string|false)[] the `Origin`s admitted (others get 403); `false` admits requests without one
 
 ---@class websocket.Server
 local Server = {}

@@ -12,6 +12,9 @@ usage:
   python_probe.py tls URL CAFILE [CERT KEY] echoes `over tls` through wss:// offering the
                                            `echo` protocol, with a client certificate when
                                            CERT and KEY are given
+  python_probe.py origin URL [ORIGIN]      connects with ORIGIN as its Origin header (none
+                                           without), prints `echo <answer>` or
+                                           `refused <status>`
 """
 
 import asyncio
@@ -20,6 +23,7 @@ import sys
 import time
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 
 async def ping(url):
@@ -64,6 +68,15 @@ async def tls(url, cafile, cert=None, key=None):
         print("echo", await ws.recv(), flush=True)
 
 
+async def origin(url, origin=None):
+    try:
+        async with connect(url, origin=origin) as ws:
+            await ws.send("from python")
+            print("echo", await ws.recv(), flush=True)
+    except InvalidStatus as refusal:
+        print("refused", refusal.response.status_code, flush=True)
+
+
 def main(args):
     command = args[0]
     if command == "ping":
@@ -74,6 +87,8 @@ def main(args):
         asyncio.run(listen(args[1], int(args[2])))
     elif command == "tls":
         asyncio.run(tls(*args[1:]))
+    elif command == "origin":
+        asyncio.run(origin(*args[1:]))
     else:
         raise SystemExit(f"unknown command {command}")
 

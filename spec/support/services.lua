@@ -83,6 +83,32 @@ function services.server(port, redis_url, channel, options)
   return server
 end
 
+--- tinyproxy on a free port of 127.0.0.1, in the foreground, with the extra configuration
+-- `lines` (e.g. `BasicAuth user secret`, `ConnectPort 443`). Its output logs every
+-- CONNECT it serves (`CONNECT ... host:port`).
+function services.tinyproxy(lines)
+  local port = process.free_port()
+  local config = os.tmpname()
+  local file = assert(io.open(config, 'w'))
+  file:write(table.concat({
+    'Port ' .. port, 'Listen 127.0.0.1', 'Timeout 30', 'MaxClients 100', 'LogLevel Info',
+    table.concat(lines or {}, '\n'),
+  }, '\n'), '\n')
+  file:close()
+  local proxy = services.spawn(services.find('tinyproxy') .. ' -d -c ' .. config)
+  proxy.port = port
+  proxy.url = 'http://127.0.0.1:' .. port
+  local stop = proxy.stop
+  function proxy.stop()
+    stop()
+    os.remove(config)
+    os.remove(proxy.log)
+  end
+  assert(copas_loop.step_until(function() return services.port_open(port) end, 10),
+    'tinyproxy did not start: ' .. proxy.output())
+  return proxy
+end
+
 --- How many lines of `service`'s output contain `text`.
 function services.count_lines(service, text)
   local count = 0

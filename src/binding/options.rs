@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::binding::contract::{outgoing, Outgoing};
 use crate::connection::keepalive::KeepaliveSettings;
 use crate::connection::settings::{small_buffers, ConnectionSettings, DEFAULT_MAX_QUEUE};
+use crate::net::proxy::{Proxy, ProxyChoice};
 
 mod connect;
 mod server;
@@ -173,7 +174,24 @@ pub(super) fn settings_from_lua(table: &Table, function: &str) -> mlua::Result<C
         max_queue: size(table.get("max_queue")?, function, "max_queue")?
             .unwrap_or(DEFAULT_MAX_QUEUE),
         headers: request_headers(table.get("headers")?, 1, function)?,
+        proxy: proxy_choice(table.get("proxy")?, function)?,
     })
+}
+
+/// A client's `proxy` option: an `http://` URL, `false` for none, nil for the environment's.
+fn proxy_choice(value: Value, function: &str) -> mlua::Result<ProxyChoice> {
+    match value {
+        Value::Nil => Ok(ProxyChoice::FromEnvironment),
+        Value::Boolean(false) => Ok(ProxyChoice::Direct),
+        Value::String(url) => Proxy::parse(&url.to_str()?)
+            .map(ProxyChoice::Through)
+            .map_err(|problem| bad_argument(1, function, format!("proxy: {problem}"))),
+        other => Err(bad_argument(
+            1,
+            function,
+            format!("proxy: {}", expected("URL or false", &other)),
+        )),
+    }
 }
 
 /// The options table of `client.sync(opts)` and `client.copas(opts)`.

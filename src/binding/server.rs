@@ -40,6 +40,7 @@ pub(crate) fn listen(
         tls: options.tls,
         handshake_timeout: options.handshake_timeout,
         cluster: options.cluster,
+        origins: options.origins,
     };
     match Listener::open(core_of(lua)?, config) {
         Ok(listener) => lua.create_userdata(listener)?.into_lua_multi(lua),

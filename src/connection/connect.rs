@@ -10,6 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::net::address::Address;
 use crate::net::batched_read::BatchedRead;
+use crate::net::proxy::{tunnel, ProxyChoice};
 use crate::net::resolve::resolve;
 use crate::net::socket_error::describe_io;
 use crate::net::tls::{client_config, TlsOptions};
@@ -30,6 +31,8 @@ pub struct ConnectRequest {
     pub config: WebSocketConfig,
     /// Extra request headers (checked already).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The HTTP proxy to go through, or how to find it.
+    pub proxy: ProxyChoice,
     /// Told each TCP socket's descriptor before it connects (the copas flavour's doorbell
     /// must watch it while the connect and the handshake run).
     pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
@@ -66,7 +69,17 @@ pub struct Accepted {
 /// Opens the TCP (and TLS) connection and performs the opening handshake.
 pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     let address = &request.address;
-    let tcp = open_tcp(&address.host, address.port, request.on_socket.as_deref()).await?;
+    let on_socket = request.on_socket.as_deref();
+    let tcp = match request.proxy.resolve(&address.host, address.secure)? {
+        Some(proxy) => {
+            let mut tcp = open_tcp(&proxy.host, proxy.port, on_socket)
+                .await
+                .map_err(|err| format!("proxy {}: {}", proxy.name(), err.message))?;
+            tunnel(&mut tcp, &proxy, &address.host, address.port).await?;
+            tcp
+        }
+        None => open_tcp(&address.host, address.port, on_socket).await?,
+    };
     // Small messages must not wait for Nagle's algorithm.
     let _ = tcp.set_nodelay(true);
 

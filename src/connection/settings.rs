@@ -5,6 +5,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::keepalive::KeepaliveSettings;
+use crate::net::proxy::ProxyChoice;
 
 /// What every connection of a client or server is set up with.
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct ConnectionSettings {
     pub max_queue: usize,
     /// Extra request headers of a client (checked already).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// How a client finds its HTTP proxy.
+    pub proxy: ProxyChoice,
 }
 
 /// Messages a connection reads ahead by default.
@@ -27,6 +30,7 @@ impl Default for ConnectionSettings {
             keepalive: None,
             max_queue: DEFAULT_MAX_QUEUE,
             headers: Vec::new(),
+            proxy: ProxyChoice::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod http_head;
 pub(crate) mod inner_io;
 pub(crate) mod memory_budget;
 pub(crate) mod message_count;
+pub(crate) mod proxy;
 pub(crate) mod resolve;
 pub(crate) mod socket_error;
 pub(crate) mod tls;

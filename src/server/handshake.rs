@@ -154,6 +154,11 @@ pub(super) async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Answers a request Lua never saw with `status` (and no body), and closes.
+pub(super) async fn refuse(mut arrived: Arrived, status: u16) {
+    answer_and_close(&mut arrived.inner, &http_head::response(status, &[], b"")).await;
+}
+
 async fn answer_bad_request<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     answer_and_close(stream, &http_head::response(400, &[], b"")).await;
 }

@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::cluster::{Broadcast, Cluster, ClusterEvent, Group};
-use super::handshake::{read_request, timed_out};
+use super::handshake::{read_request, refuse, timed_out};
+use super::origins::Origins;
 use super::state::ServerState;
 use super::{Event, HandshakeSettings, PendingRequest, ProtocolChoice};
 use crate::connection::settings::ConnectionSettings;
@@ -38,6 +39,7 @@ pub(crate) struct ListenConfig {
     pub(crate) handshake_timeout: Duration,
     /// The Redis URL and the channel.
     pub(crate) cluster: Option<(String, String)>,
+    pub(crate) origins: Option<Origins>,
 }
 
 /// Why a server could not listen.
@@ -154,6 +156,7 @@ impl Listener {
                 settings: config.settings,
                 tls: config.tls.map(tokio_rustls::TlsAcceptor::from),
                 handshake_timeout: config.handshake_timeout,
+                origins: config.origins,
             }),
         })
     }
@@ -305,6 +308,15 @@ impl Listener {
                 }
                 Err(_) => return (Some(timed_out(None)), Some(alarm)),
             };
+            let admitted = match &handshake.origins {
+                Some(origins) => origins.admit(arrived.head.header("origin")),
+                None => Ok(()),
+            };
+            if let Err(problem) = admitted {
+                let refusal = refuse(arrived, 403);
+                let _ = tokio::time::timeout_at(deadline.into(), refusal).await;
+                return (Some(Event::Failed(problem, None)), Some(alarm));
+            }
             let pending = PendingRequest::new(shared, handshake, arrived, deadline, alarm);
             (Some(Event::Request(pending)), None)
         };

@@ -25,6 +25,7 @@ use crate::runtime::core::DeadlineId;
 pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod listener;
+pub(crate) mod origins;
 pub(crate) mod pending_request;
 mod state;
 
@@ -79,6 +80,8 @@ pub(super) struct HandshakeSettings {
     pub(super) settings: ConnectionSettings,
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) handshake_timeout: Duration,
+    /// The origins admitted, when the server checks them.
+    pub(super) origins: Option<origins::Origins>,
 }
 
 #[cfg(test)]

@@ -108,6 +108,7 @@ pub fn connect_request(
             tls,
             config: settings.config,
             headers,
+            proxy: settings.proxy.clone(),
             on_socket: None,
         })),
         Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),

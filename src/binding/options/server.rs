@@ -9,6 +9,7 @@ use mlua::{Table, Value};
 use super::{bad_argument, expected, seconds, settings_from_lua, size};
 use crate::connection::settings::ConnectionSettings;
 use crate::net::tls::{server_config, ClientCertificates, ServerTlsOptions};
+use crate::server::origins::Origins;
 
 /// The settings of `websocket.server.copas.listen(config)`.
 pub struct ServerOptions {
@@ -21,6 +22,8 @@ pub struct ServerOptions {
     pub incoming_budget: Option<usize>,
     /// `config.cluster`: the Redis URL and the channel.
     pub cluster: Option<(String, String)>,
+    /// `config.origins`: the `Origin`s admitted (`false` in the list: requests without one).
+    pub origins: Option<Origins>,
 }
 
 impl ServerOptions {
@@ -46,8 +49,30 @@ impl ServerOptions {
             reuse_port: table.get::<Option<bool>>("reuse_port")?.unwrap_or(false),
             incoming_budget: size(table.get("incoming_budget")?, "listen", "incoming_budget")?,
             cluster: cluster_options(table.get("cluster")?)?,
+            origins: origins(table.get("origins")?)?,
         })
     }
+}
+
+/// listen's `origins` list: origin strings, and `false` for requests without an `Origin`.
+fn origins(value: Value) -> mlua::Result<Option<Origins>> {
+    let bad = |problem: String| bad_argument(1, "listen", format!("origins: {problem}"));
+    let list = match value {
+        Value::Nil => return Ok(None),
+        Value::Table(list) => list,
+        other => return Err(bad(expected("table", &other))),
+    };
+    let (mut listed, mut admits_no_origin) = (Vec::new(), false);
+    for entry in list.sequence_values::<Value>() {
+        match entry? {
+            Value::String(origin) if !origin.as_bytes().is_empty() => {
+                listed.push(origin.to_str()?.to_string());
+            }
+            Value::Boolean(false) => admits_no_origin = true,
+            other => return Err(bad(expected("origin string or false", &other))),
+        }
+    }
+    Ok(Some(Origins::new(listed, admits_no_origin)))
 }
 
 /// listen's `cluster` table: `{ redis = URL, channel = NAME }`.
