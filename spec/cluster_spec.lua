@@ -71,7 +71,6 @@ local function missing(...)
 end
 
 describe('beyond one process', function()
-  local nginx = services.find('nginx')
   local started
 
   before_each(function()
@@ -240,48 +239,14 @@ describe('beyond one process', function()
     --- nginx in front of two upstreams: /plain/ to `plain` servers, /keepalive/ to
     -- `keepalive` servers, with a 2 s proxy_read_timeout.
     local function start_nginx(plain, keepalive)
-      local prefix = os.tmpname()
-      os.remove(prefix)
-      os.execute('mkdir -p ' .. prefix .. '/logs')
-      local port = process.free_port()
-      local function upstream(name, servers)
-        local lines = { 'upstream ' .. name .. ' {' }
+      local function addresses(servers)
+        local list = {}
         for _, server in ipairs(servers) do
-          lines[#lines + 1] = '    server 127.0.0.1:' .. server.port .. ';'
+          list[#list + 1] = '127.0.0.1:' .. server.port
         end
-        lines[#lines + 1] = '  }'
-        return table.concat(lines, '\n')
+        return list
       end
-      local location = [[
-    location /%s/ {
-      proxy_pass http://%s/;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_read_timeout 2s;
-    }]]
-      local conf = table.concat({
-        -- One process: a stopped master would leave its workers running.
-        'daemon off;', 'master_process off;', 'pid ' .. prefix .. '/nginx.pid;',
-        'error_log ' .. prefix .. '/logs/error.log;',
-        'events { worker_connections 1024; }',
-        'http {', '  access_log off;',
-        '  client_body_temp_path ' .. prefix .. '/body;', '  proxy_temp_path ' .. prefix .. '/proxy;',
-        '  fastcgi_temp_path ' .. prefix .. '/fastcgi;', '  uwsgi_temp_path ' .. prefix .. '/uwsgi;',
-        '  scgi_temp_path ' .. prefix .. '/scgi;',
-        '  ' .. upstream('plain', plain), '  ' .. upstream('keepalive', keepalive),
-        '  server {', '    listen 127.0.0.1:' .. port .. ';',
-        location:format('plain', 'plain'), location:format('keepalive', 'keepalive'), '  }', '}',
-      }, '\n')
-      local file = assert(io.open(prefix .. '/nginx.conf', 'w'))
-      file:write(conf)
-      file:close()
-      local proxy = keep(services.spawn(('%s -p %s -c %s/nginx.conf'):format(nginx, prefix, prefix)))
-      proxy.port = port
-      assert(copas_loop.step_until(function() return services.port_open(port) end, 10),
-        'nginx did not start: ' .. proxy.output())
-      return proxy
+      return keep(services.nginx({ plain = addresses(plain), keepalive = addresses(keepalive) }, '2s'))
     end
 
     it('spreads clients over two processes that see each other\'s broadcasts', function()

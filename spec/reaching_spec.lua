@@ -1,6 +1,7 @@
 --- Reaching and guarding servers (docs/api.md, "Reaching servers"): clients through an HTTP
--- proxy (Debian's tinyproxy, started here on free ports), `config.origins` against this
--- project's clients and Python `websockets`. Real sockets on 127.0.0.1.
+-- proxy (Debian's tinyproxy, started here on free ports), servers and clients on unix
+-- sockets (with Debian's nginx in front, and Python `websockets`' unix_connect),
+-- `config.origins` against this project's clients and Python `websockets`.
 
 local websocket = require'websocket'
 local copas_loop = require'spec.support.copas_loop'
@@ -247,5 +248,143 @@ describe('clients through an HTTP proxy', function()
       "bad argument #1 to 'sync' (proxy: unsupported proxy scheme 'socks5' (http:// expected))")
     assert.has_error(function() websocket.client.copas({ proxy = true }) end,
       "bad argument #1 to 'copas' (proxy: URL or false expected, got boolean)")
+  end)
+end)
+
+describe('unix sockets', function()
+  local directory, path, server, errors, seen
+
+  --- A fresh directory for socket files (removed by teardown).
+  setup(function()
+    directory = os.tmpname()
+    os.remove(directory)
+    assert(os.execute('mkdir -p ' .. directory))
+  end)
+
+  teardown(function()
+    os.execute('rm -rf ' .. directory)
+  end)
+
+  before_each(function()
+    path = directory .. '/app.sock'
+    seen = {}
+    errors = {}
+    local function recording_echo(ws)
+      seen[#seen + 1] = { ws.request.headers.host, ws.request.path, ws:getpeername() }
+      echo_handler(ws)
+    end
+    server = websocket.server.copas.listen({
+      unix = path,
+      on_error = function(message) errors[#errors + 1] = message end,
+      protocols = { echo = recording_echo },
+      default = recording_echo,
+    })
+  end)
+
+  after_each(function()
+    server:close()
+  end)
+
+  local function file_type(of)
+    local listing = io.popen('stat -c %F ' .. of .. ' 2>/dev/null')
+    local kind = listing:read('*l')
+    listing:close()
+    return kind
+  end
+
+  it('serves copas and sync clients on the socket, the URL giving Host and resource', function()
+    assert.are.equal('socket', file_type(path))
+    local echoed
+    run(function()
+      local client = websocket.client.copas({ timeout = 5, unix = path })
+      assert(client:connect('ws://app.local/chat?room=7', 'echo'))
+      client:send('over unix')
+      echoed = client:receive()
+      client:close()
+    end)
+    assert.are.equal('over unix', echoed)
+    assert.are.same({ 'app.local', '/chat?room=7', path, nil, 'unix' }, seen[1])
+    local script = "local ws = require'websocket'.client.sync({ timeout = 5, unix = '" .. path .. "' })"
+      .. "; assert(ws:connect('ws://app.local/', 'echo')); ws:send('sync'); print((ws:receive())); ws:close()"
+    local output = copas_loop.run_process(peers.lua_interpreter() .. ' -e "' .. script .. '"', 20)
+    assert.are.equal('sync\n', output)
+    assert.are.same({}, errors)
+  end)
+
+  it('serves Python websockets\' unix_connect', function()
+    local output = copas_loop.run_process(python_probe('unix ' .. path .. ' ws://app.local/'), 20)
+    assert.are.equal('echo over unix\n', output)
+  end)
+
+  it('serves clients through nginx with the socket as its upstream', function()
+    if not services.find('nginx') then
+      pending('nginx is not installed (scripts/test.sh installs it as root)')
+      return
+    end
+    local nginx = services.nginx({ app = { 'unix:' .. path } })
+    local echoed
+    local ok, failure = pcall(run, function()
+      local client = websocket.client.copas({ timeout = 5 })
+      assert(client:connect('ws://127.0.0.1:' .. nginx.port .. '/app/', 'echo'))
+      client:send('through nginx')
+      echoed = client:receive()
+      client:close()
+    end)
+    local python = copas_loop.run_process(python_probe('origin ws://127.0.0.1:' .. nginx.port .. '/app/'), 20)
+    nginx.stop()
+    assert.is_true(ok, failure)
+    assert.are.equal('through nginx', echoed)
+    assert.are.equal('echo from python\n', python)
+    -- nginx names the upstream in Host unless told otherwise; the socket answers getpeername.
+    assert.are.same({ 'app', '/', path, nil, 'unix' }, seen[1])
+  end)
+
+  it('removes its socket file at close, replaces a stale one and refuses one in use', function()
+    assert.has_error(function()
+      websocket.server.copas.listen({ unix = path, default = echo_handler })
+    end, 'cannot listen on unix socket ' .. path .. ': address already in use')
+    server:close()
+    assert.is_nil(file_type(path))
+    -- A socket file left by a process that ended without removing it.
+    local leave_stale = 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'
+    assert(os.execute(peers.python_interpreter() .. ' -c "' .. leave_stale .. '" ' .. path))
+    assert.are.equal('socket', file_type(path))
+    server = websocket.server.copas.listen({ unix = path, protocols = { echo = echo_handler } })
+    local echoed
+    run(function()
+      local client = websocket.client.copas({ timeout = 5, unix = path })
+      assert(client:connect('ws://app.local/', 'echo'))
+      client:send('after a stale file')
+      echoed = client:receive()
+      client:close()
+    end)
+    assert.are.equal('after a stale file', echoed)
+  end)
+
+  it('says what is wrong with a path it cannot listen on or connect to', function()
+    local function listen_error(config)
+      config.default = echo_handler
+      local ok, err = pcall(websocket.server.copas.listen, config)
+      assert.is_false(ok)
+      return err
+    end
+    local plain_file = directory .. '/plain'
+    io.open(plain_file, 'w'):close()
+    assert.matches('cannot listen on unix socket ' .. plain_file .. ': the path exists and is not a socket',
+      listen_error({ unix = plain_file }), 1, true)
+    assert.matches(': no such file or directory', listen_error({ unix = directory .. '/none/app.sock' }), 1, true)
+    assert.matches("bad argument #1 to 'listen' (unix: unix socket path too long (200 bytes, at most 107))",
+      listen_error({ unix = '/' .. ('x'):rep(199) }), 1, true)
+    assert.matches("bad argument #1 to 'listen' (unix: a unix socket takes the place of port and interface)",
+      listen_error({ unix = path .. '2', port = 8080 }), 1, true)
+    local missing = directory .. '/missing.sock'
+    local ok, err
+    run(function()
+      ok, err = websocket.client.copas({ timeout = 5, unix = missing }):connect('ws://app.local/')
+    end)
+    assert.is_nil(ok)
+    assert.are.equal(missing .. ': no such file or directory', err)
+    assert.has_error(function() websocket.client.sync({ unix = 42 }) end,
+      "bad argument #1 to 'sync' (unix: socket path expected, got number)")
   end)
 end)

@@ -29,6 +29,7 @@
 ---@field ping_interval? number seconds between keepalive pings (off by default)
 ---@field ping_timeout? number seconds a pong may take (default `ping_interval`)
 ---@field max_queue? integer messages read ahead (copas client, default 16)
+---@field unix? string a unix socket to connect to (the URL still gives Host and resource)
 ---@field proxy? string|false `'http://[user:pass@]host:port'`; `false` ignores `http_proxy` and the like
 
 ---A client: `websocket.client.sync(opts)` or `websocket.client.copas(opts)`.
@@ -77,8 +78,9 @@ function Client:close(code, reason) end
 ---@field path string with the query
 ---@field headers table<string, string> names lower-cased, repeated ones joined by ', '
 ---@field protocols string[] offered, maybe empty
----@field address string the peer's
----@field port integer the peer's
+---@field address string the peer's (on a unix socket: the socket's path)
+---@field port integer|nil the peer's (nil on a unix socket)
+---@field family 'inet'|'inet6'|'unix'
 ---@field secure boolean over TLS
 ---@field [string] any fields `on_request` set
 
@@ -93,10 +95,10 @@ local ServerConnection = {}
 ---@param opcode? websocket.Opcode
 function ServerConnection:broadcast(message, opcode) end
 
----The peer's address, like luasocket's.
+---The peer's address, like luasocket's (on a unix socket: its path, nil, 'unix').
 ---@return string address
----@return integer port
----@return 'inet'|'inet6' family
+---@return integer|nil port
+---@return 'inet'|'inet6'|'unix' family
 function ServerConnection:getpeername() end
 
 ---luasec-shaped server TLS parameters.
@@ -111,6 +113,7 @@ function ServerConnection:getpeername() end
 
 ---@class websocket.ServerConfig
 ---@field port? integer 80 by default
+---@field unix? string a unix socket path to listen on instead of `port` and `interface`
 ---@field interface? string `'*'` (every address) by default
 ---@field protocols? table<string, websocket.Handler>
 ---@field default? websocket.Handler when no offered protocol matches

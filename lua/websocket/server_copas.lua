@@ -86,10 +86,10 @@ local function server_methods(server, key)
     broadcast = function(_, message, opcode)
       broadcast(server, message, opcode, key)
     end,
+    -- A connection on a unix socket answers the socket's path, nil and 'unix'.
     getpeername = function(ws)
       local request = ws.request
-      local family = request.address:find(':', 1, true) and 'inet6' or 'inet'
-      return request.address, request.port, family
+      return request.address, request.port, request.family
     end,
   }
 end
@@ -281,6 +281,8 @@ local function listen(config)
   local listener, reason = native.listen(interface, port, names, config.default ~= nil, config)
   if listener == false then
     error(reason, 2)
+  elseif not listener and config.unix then
+    error(('cannot listen on unix socket %s: %s'):format(tostring(config.unix), reason), 2)
   elseif not listener then
     error(('cannot listen on %s port %s: %s'):format(interface, tostring(port), reason), 2)
   end

@@ -15,6 +15,8 @@ usage:
   python_probe.py origin URL [ORIGIN]      connects with ORIGIN as its Origin header (none
                                            without), prints `echo <answer>` or
                                            `refused <status>`
+  python_probe.py unix PATH URL            echoes `over unix` on the unix socket PATH, URL
+                                           giving the Host header and the resource
 """
 
 import asyncio
@@ -22,7 +24,7 @@ import ssl
 import sys
 import time
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect, unix_connect
 from websockets.exceptions import InvalidStatus
 
 
@@ -77,6 +79,12 @@ async def origin(url, origin=None):
         print("refused", refusal.response.status_code, flush=True)
 
 
+async def unix(path, url):
+    async with unix_connect(path, url) as ws:
+        await ws.send("over unix")
+        print("echo", await ws.recv(), flush=True)
+
+
 def main(args):
     command = args[0]
     if command == "ping":
@@ -89,6 +97,8 @@ def main(args):
         asyncio.run(tls(*args[1:]))
     elif command == "origin":
         asyncio.run(origin(*args[1:]))
+    elif command == "unix":
+        asyncio.run(unix(args[1], args[2]))
     else:
         raise SystemExit(f"unknown command {command}")
 

@@ -109,6 +109,57 @@ function services.tinyproxy(lines)
   return proxy
 end
 
+--- nginx on a free port of 127.0.0.1 in front of `upstreams` (name -> list of `server`
+-- addresses: `127.0.0.1:port` or `unix:/path`), each at `/name/`, with WebSocket upgrades
+-- passed on and `read_timeout` as proxy_read_timeout (60s by default). One process
+-- (`master_process off`): a stopped master would leave its workers running.
+function services.nginx(upstreams, read_timeout)
+  local prefix = os.tmpname()
+  os.remove(prefix)
+  os.execute('mkdir -p ' .. prefix .. '/logs')
+  local port = process.free_port()
+  local blocks, locations = {}, {}
+  for name, addresses in pairs(upstreams) do
+    local lines = { '  upstream ' .. name .. ' {' }
+    for _, address in ipairs(addresses) do
+      lines[#lines + 1] = '    server ' .. address .. ';'
+    end
+    lines[#lines + 1] = '  }'
+    blocks[#blocks + 1] = table.concat(lines, '\n')
+    locations[#locations + 1] = table.concat({
+      '    location /' .. name .. '/ {', '      proxy_pass http://' .. name .. '/;',
+      '      proxy_http_version 1.1;', '      proxy_set_header Upgrade $http_upgrade;',
+      '      proxy_set_header Connection "upgrade";',
+      '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      '      proxy_read_timeout ' .. (read_timeout or '60s') .. ';', '    }',
+    }, '\n')
+  end
+  local conf = table.concat({
+    'daemon off;', 'master_process off;', 'pid ' .. prefix .. '/nginx.pid;',
+    'error_log ' .. prefix .. '/logs/error.log;',
+    'events { worker_connections 1024; }',
+    'http {', '  access_log off;',
+    '  client_body_temp_path ' .. prefix .. '/body;', '  proxy_temp_path ' .. prefix .. '/proxy;',
+    '  fastcgi_temp_path ' .. prefix .. '/fastcgi;', '  uwsgi_temp_path ' .. prefix .. '/uwsgi;',
+    '  scgi_temp_path ' .. prefix .. '/scgi;',
+    table.concat(blocks, '\n'),
+    '  server {', '    listen 127.0.0.1:' .. port .. ';', table.concat(locations, '\n'), '  }', '}',
+  }, '\n')
+  local file = assert(io.open(prefix .. '/nginx.conf', 'w'))
+  file:write(conf)
+  file:close()
+  local proxy = services.spawn(('%s -p %s -c %s/nginx.conf'):format(services.find('nginx'), prefix, prefix))
+  proxy.port = port
+  local stop = proxy.stop
+  function proxy.stop()
+    stop()
+    os.execute('rm -rf ' .. prefix)
+  end
+  assert(copas_loop.step_until(function() return services.port_open(port) end, 10),
+    'nginx did not start: ' .. proxy.output())
+  return proxy
+end
+
 --- How many lines of `service`'s output contain `text`.
 function services.count_lines(service, text)
   local count = 0

@@ -3,6 +3,9 @@
 //! Every wrong argument becomes a Lua error that names the function and the argument, in the
 //! words of Lua's own `bad argument` messages.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mlua::{Table, Value};
@@ -13,6 +16,7 @@ use crate::binding::contract::{outgoing, Outgoing};
 use crate::connection::keepalive::KeepaliveSettings;
 use crate::connection::settings::{small_buffers, ConnectionSettings, DEFAULT_MAX_QUEUE};
 use crate::net::proxy::{Proxy, ProxyChoice};
+use crate::net::socket::unix_path_problem;
 
 mod connect;
 mod server;
@@ -175,7 +179,24 @@ pub(super) fn settings_from_lua(table: &Table, function: &str) -> mlua::Result<C
             .unwrap_or(DEFAULT_MAX_QUEUE),
         headers: request_headers(table.get("headers")?, 1, function)?,
         proxy: proxy_choice(table.get("proxy")?, function)?,
+        unix: unix_path(table.get("unix")?, function)?,
     })
+}
+
+/// A `unix` option: the path of a unix socket.
+pub(super) fn unix_path(value: Value, function: &str) -> mlua::Result<Option<PathBuf>> {
+    let path = match value {
+        Value::Nil => return Ok(None),
+        Value::String(text) => PathBuf::from(OsStr::from_bytes(&text.as_bytes())),
+        other => {
+            let problem = format!("unix: {}", expected("socket path", &other));
+            return Err(bad_argument(1, function, problem));
+        }
+    };
+    match unix_path_problem(&path) {
+        Some(problem) => Err(bad_argument(1, function, format!("unix: {problem}"))),
+        None => Ok(Some(path)),
+    }
 }
 
 /// A client's `proxy` option: an `http://` URL, `false` for none, nil for the environment's.

@@ -31,6 +31,7 @@ pub(crate) fn listen(
     let config = ListenConfig {
         interface,
         port,
+        unix: options.unix,
         reuse_port: options.reuse_port,
         choice: ProtocolChoice {
             configured: protocols,

@@ -1,7 +1,10 @@
 //! Opening a client connection: TCP (and TLS), then the opening handshake by tungstenite.
 
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
 use rustls_pki_types::ServerName;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -12,6 +15,7 @@ use crate::net::address::Address;
 use crate::net::batched_read::BatchedRead;
 use crate::net::proxy::{tunnel, ProxyChoice};
 use crate::net::resolve::resolve;
+use crate::net::socket::{connect_unix, unix_path_problem, Socket};
 use crate::net::socket_error::describe_io;
 use crate::net::tls::{client_config, TlsOptions};
 use crate::net::transport::{Inner, Transport};
@@ -33,6 +37,9 @@ pub struct ConnectRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The HTTP proxy to go through, or how to find it.
     pub proxy: ProxyChoice,
+    /// A unix socket to connect to instead of the URL's host and port (which still give
+    /// the Host header).
+    pub unix: Option<PathBuf>,
     /// Told each TCP socket's descriptor before it connects (the copas flavour's doorbell
     /// must watch it while the connect and the handshake run).
     pub on_socket: Option<Box<dyn Fn(std::os::fd::RawFd)>>,
@@ -70,18 +77,10 @@ pub struct Accepted {
 pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     let address = &request.address;
     let on_socket = request.on_socket.as_deref();
-    let tcp = match request.proxy.resolve(&address.host, address.secure)? {
-        Some(proxy) => {
-            let mut tcp = open_tcp(&proxy.host, proxy.port, on_socket)
-                .await
-                .map_err(|err| format!("proxy {}: {}", proxy.name(), err.message))?;
-            tunnel(&mut tcp, &proxy, &address.host, address.port).await?;
-            tcp
-        }
-        None => open_tcp(&address.host, address.port, on_socket).await?,
+    let socket = match &request.unix {
+        Some(path) => Socket::Unix(open_unix(path, on_socket).await?),
+        None => Socket::Tcp(open_tcp_or_tunnel(&request, on_socket).await?),
     };
-    // Small messages must not wait for Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
 
     let mut http_request = address
         .url
@@ -98,18 +97,18 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", offered);
     }
-    let tcp = BatchedRead::new(tcp);
+    let wire = BatchedRead::new(socket);
     let inner = if address.secure {
         let connector = tokio_rustls::TlsConnector::from(client_config(&request.tls)?);
         let name = ServerName::try_from(address.host.clone())
             .map_err(|_| format!("invalid TLS server name '{}'", address.host))?;
         let tls = connector
-            .connect(name, tcp)
+            .connect(name, wire)
             .await
             .map_err(|err| ws_error::describe_io_or_tls(&err))?;
         Inner::ClientTls(Box::new(tls))
     } else {
-        Inner::Plain(tcp)
+        Inner::Plain(wire)
     };
     let mut transport = Transport::new(inner);
     if let Some(first) = request.protocols.first() {
@@ -144,12 +143,46 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     })
 }
 
+/// A TCP connection to the server, straight or through the proxy the request names.
+async fn open_tcp_or_tunnel(
+    request: &ConnectRequest,
+    on_socket: Option<&dyn Fn(RawFd)>,
+) -> Result<TcpStream, ConnectError> {
+    let address = &request.address;
+    let tcp = match request.proxy.resolve(&address.host, address.secure)? {
+        Some(proxy) => {
+            let mut tcp = open_tcp(&proxy.host, proxy.port, on_socket)
+                .await
+                .map_err(|err| format!("proxy {}: {}", proxy.name(), err.message))?;
+            tunnel(&mut tcp, &proxy, &address.host, address.port).await?;
+            tcp
+        }
+        None => open_tcp(&address.host, address.port, on_socket).await?,
+    };
+    // Small messages must not wait for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// Connects to the unix socket at `path`; `on_socket` learns the socket first, as for TCP.
+async fn open_unix(
+    path: &Path,
+    on_socket: Option<&dyn Fn(RawFd)>,
+) -> Result<UnixStream, ConnectError> {
+    if let Some(problem) = unix_path_problem(path) {
+        return Err(problem.into());
+    }
+    connect_unix(path, on_socket)
+        .await
+        .map_err(|err| format!("{}: {}", path.display(), describe_io(&err)).into())
+}
+
 /// Connects to the first address of `host` that answers. `on_socket` learns each socket
 /// before it connects, so that whoever waits for the connect can watch it.
 async fn open_tcp(
     host: &str,
     port: u16,
-    on_socket: Option<&dyn Fn(std::os::fd::RawFd)>,
+    on_socket: Option<&dyn Fn(RawFd)>,
 ) -> Result<TcpStream, ConnectError> {
     let mut last_error = None;
     for address in resolve(host, port)? {

@@ -4,18 +4,30 @@
 //! not each hold a table of headers.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::net::http_head;
+
+/// Where a request came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP peer's address and port.
+    Inet(SocketAddr),
+    /// A peer on the server's unix socket (the path it listens on: the peer's own end has
+    /// no name).
+    Unix(Arc<Path>),
+}
 
 pub struct RequestInfo {
     /// The request head as received, up to and including its blank line.
     head: Box<[u8]>,
-    peer: SocketAddr,
+    peer: Peer,
     secure: bool,
 }
 
 impl RequestInfo {
-    pub fn new(head: &[u8], peer: SocketAddr, secure: bool) -> Self {
+    pub fn new(head: &[u8], peer: Peer, secure: bool) -> Self {
         RequestInfo {
             head: head.into(),
             peer,
@@ -28,9 +40,9 @@ impl RequestInfo {
         http_head::parse_request(&self.head)
     }
 
-    /// The peer's address and port.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
+    /// Where the request came from.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// Whether the request came over TLS.

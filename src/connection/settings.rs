@@ -1,6 +1,8 @@
 //! What every connection of a client or server is set up with (binding/options.rs reads it
 //! from Lua).
 
+use std::path::PathBuf;
+
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -18,6 +20,8 @@ pub struct ConnectionSettings {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// How a client finds its HTTP proxy.
     pub proxy: ProxyChoice,
+    /// A client's unix socket, instead of the URL's host and port.
+    pub unix: Option<PathBuf>,
 }
 
 /// Messages a connection reads ahead by default.
@@ -31,6 +35,7 @@ impl Default for ConnectionSettings {
             max_queue: DEFAULT_MAX_QUEUE,
             headers: Vec::new(),
             proxy: ProxyChoice::default(),
+            unix: None,
         }
     }
 }

@@ -4,8 +4,11 @@
 //! room. tokio's readiness cannot tell then that the peer reset: it stays up while unread
 //! bytes wait, and clearing it would hide those bytes from the next read. The kernel can:
 //! a reset leaves an error on the socket and closes it, a FIN leaves it in CLOSE_WAIT.
+//! (A unix socket has no such state: only its error is looked at.)
 
 use tokio::net::TcpStream;
+
+use crate::net::socket::Socket;
 
 /// What a peer did while nothing read its connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,11 +19,14 @@ pub enum PeerGone {
     HungUp,
 }
 
-/// What became of the peer of `tcp`, as far as the kernel tells without reading.
-pub fn peer_gone(tcp: &TcpStream) -> Option<PeerGone> {
-    if let Ok(Some(_)) | Err(_) = tcp.take_error() {
+/// What became of the peer of `socket`, as far as the kernel tells without reading.
+pub fn peer_gone(socket: &Socket) -> Option<PeerGone> {
+    if let Ok(Some(_)) | Err(_) = socket.take_error() {
         return Some(PeerGone::Reset);
     }
+    let Socket::Tcp(tcp) = socket else {
+        return None;
+    };
     match tcp_state(tcp) {
         Some(TCP_CLOSE) => Some(PeerGone::Reset),
         Some(TCP_CLOSE_WAIT) => Some(PeerGone::HungUp),
@@ -58,12 +64,12 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
-    async fn pair() -> (TcpStream, TcpStream) {
+    async fn pair() -> (Socket, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let ours = TcpStream::connect(address).await.expect("connect");
         let (theirs, _) = listener.accept().await.expect("accept");
-        (ours, theirs)
+        (Socket::Tcp(ours), theirs)
     }
 
     async fn settle() {

@@ -14,6 +14,7 @@ pub(crate) mod memory_budget;
 pub(crate) mod message_count;
 pub(crate) mod proxy;
 pub(crate) mod resolve;
+pub(crate) mod socket;
 pub(crate) mod socket_error;
 pub(crate) mod tls;
 pub(crate) mod transport;

@@ -19,7 +19,6 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::net::batched_read::BatchedRead;
 use crate::net::departure;
@@ -27,14 +26,16 @@ pub use crate::net::departure::PeerGone;
 use crate::net::http_head;
 use crate::net::memory_budget::{Account, Part};
 use crate::net::message_count::MessageCount;
+use crate::net::socket::Socket;
 
-pub type Tcp = BatchedRead<TcpStream>;
+/// The socket under a connection (TCP or unix), read in batches.
+pub type Wire = BatchedRead<Socket>;
 
 /// The stream under a transport (its AsyncRead and AsyncWrite are in inner_io.rs).
 pub enum Inner {
-    Plain(Tcp),
-    ClientTls(Box<tokio_rustls::client::TlsStream<Tcp>>),
-    ServerTls(Box<tokio_rustls::server::TlsStream<Tcp>>),
+    Plain(Wire),
+    ClientTls(Box<tokio_rustls::client::TlsStream<Wire>>),
+    ServerTls(Box<tokio_rustls::server::TlsStream<Wire>>),
 }
 
 pub struct Transport {
@@ -149,12 +150,12 @@ impl Transport {
 
     /// Moves bytes read ahead into a buffer of their size (see BatchedRead::compact).
     pub fn compact(&mut self) {
-        if let Some(tcp) = self.tcp_mut() {
+        if let Some(tcp) = self.wire_mut() {
             tcp.compact();
         }
     }
 
-    fn tcp_mut(&mut self) -> Option<&mut Tcp> {
+    fn wire_mut(&mut self) -> Option<&mut Wire> {
         match &mut self.inner {
             Inner::Plain(tcp) => Some(tcp),
             Inner::ClientTls(tls) => Some(tls.get_mut().0),
@@ -162,7 +163,7 @@ impl Transport {
         }
     }
 
-    fn tcp(&self) -> &Tcp {
+    fn wire(&self) -> &Wire {
         match &self.inner {
             Inner::Plain(tcp) => tcp,
             Inner::ClientTls(tls) => tls.get_ref().0,
@@ -174,7 +175,7 @@ impl Transport {
     /// connection nothing reads now: its messages wait for Lua, or the budget has no room).
     /// Its readiness is left alone: clearing it would hide bytes still to read.
     pub fn peer_gone(&self) -> Option<PeerGone> {
-        departure::peer_gone(self.tcp().get_ref())
+        departure::peer_gone(self.wire().get_ref())
     }
 
     /// Whether the last read from the socket was held back for the memory budget.
@@ -187,7 +188,7 @@ impl Transport {
         if !self.writer_holds_bytes() {
             return Poll::Ready(());
         }
-        self.tcp().get_ref().poll_write_ready(cx).map(|_| ())
+        self.wire().get_ref().poll_write_ready(cx).map(|_| ())
     }
 
     /// Bytes read from the socket and not returned as a message yet, for the account.

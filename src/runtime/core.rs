@@ -18,13 +18,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
+use crate::net::socket::Socket;
 use crate::runtime::doorbell::Doorbell;
 use crate::runtime::reactor_fd;
 use crate::runtime::ready::{RaisedQueue, Readiness};
@@ -249,14 +248,12 @@ impl Core {
 
     /// `watch` for a socket that tokio has registered already (an accepted one): tokio
     /// registers it again after the doorbell.
-    pub fn watch_registered(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+    pub fn watch_registered(&self, socket: Socket) -> std::io::Result<Socket> {
         if self.doorbell.borrow().watches_reactor() {
-            return Ok(tcp);
+            return Ok(socket);
         }
-        let tcp = tcp.into_std()?;
-        self.watch(tcp.as_raw_fd())?;
         let _runtime = self.enter();
-        TcpStream::from_std(tcp)
+        socket.reregister(|fd| self.watch(fd))
     }
 
     /// A new handle's flag, with an id of its own, reporting to the raised queue.

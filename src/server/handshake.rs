@@ -2,11 +2,9 @@
 //! request head (read here, so that Lua can look at it before the upgrade), then the
 //! upgrade by tungstenite or a plain answer.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -14,9 +12,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Error;
 
 use super::{Arrived, Event, HandshakeSettings};
-use crate::connection::request::RequestInfo;
+use crate::connection::request::{Peer, RequestInfo};
 use crate::net::batched_read::BatchedRead;
 use crate::net::http_head::{self, HeadError};
+use crate::net::socket::Socket;
 use crate::net::socket_error::describe_io;
 use crate::net::transport::{Inner, Transport};
 use crate::net::ws_error;
@@ -28,19 +27,19 @@ pub(super) fn timed_out(id: Option<u64>) -> Event {
 /// Stage 1: the TLS handshake (if any) and the request head. Fails with what to tell
 /// `on_error`, or None for a connection closed before it sent a byte.
 pub(super) async fn read_request(
-    tcp: TcpStream,
+    socket: Socket,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Result<Arrived, Option<String>> {
     let secure = tls.is_some();
-    let tcp = BatchedRead::new(tcp);
+    let wire = BatchedRead::new(socket);
     let mut inner = match tls {
-        Some(acceptor) => match acceptor.accept(tcp).await {
+        Some(acceptor) => match acceptor.accept(wire).await {
             Ok(tls) => Inner::ServerTls(Box::new(tls)),
             Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Err(None),
             Err(err) => return Err(Some(ws_error::describe_io_or_tls(&err))),
         },
-        None => Inner::Plain(tcp),
+        None => Inner::Plain(wire),
     };
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -4,27 +4,28 @@
 //! event when `is_ready()` is up.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::bind::Bound;
 use super::cluster::{Broadcast, Cluster, ClusterEvent, Group};
 use super::handshake::{read_request, refuse, timed_out};
 use super::origins::Origins;
 use super::state::ServerState;
 use super::{Event, HandshakeSettings, PendingRequest, ProtocolChoice};
+use crate::connection::request::Peer;
 use crate::connection::settings::ConnectionSettings;
 use crate::connection::Connection;
 use crate::copas::connection::CopasConnection;
 use crate::copas::driven::EndNotice;
+use crate::net::socket::Socket;
 use crate::net::socket_error::describe_io;
 use crate::runtime::core::{Core, WaitAlarm};
 
@@ -32,6 +33,8 @@ use crate::runtime::core::{Core, WaitAlarm};
 pub(crate) struct ListenConfig {
     pub(crate) interface: String,
     pub(crate) port: u16,
+    /// A unix socket path to listen on instead of `interface` and `port`.
+    pub(crate) unix: Option<PathBuf>,
     pub(crate) reuse_port: bool,
     pub(crate) choice: ProtocolChoice,
     pub(crate) settings: ConnectionSettings,
@@ -69,7 +72,7 @@ pub(crate) enum ServerEvent {
 
 pub(crate) struct Listener {
     core: Rc<Core>,
-    listener: Option<TcpListener>,
+    listener: Option<Bound>,
     shared: Rc<ServerState>,
     events: VecDeque<Event>,
     handshake: Rc<HandshakeSettings>,
@@ -77,54 +80,15 @@ pub(crate) struct Listener {
     cluster: Option<Cluster>,
 }
 
-/// How many connections the kernel queues before they are accepted: enough for a burst of
-/// clients while the Lua thread is busy (std's default of 128 drops the rest's SYNs).
-const ACCEPT_BACKLOG: u32 = 1024;
-
-/// Binds `interface` ('*' for every address, IPv6 and IPv4) on `port`.
-/// A listening socket that `core`'s doorbell watches.
-fn bind(interface: &str, port: u16, reuse_port: bool, core: &Core) -> Result<TcpListener, String> {
-    let addresses: Vec<SocketAddr> = if interface == "*" {
-        // [::] takes IPv4 too on Linux; a host without IPv6 falls back to 0.0.0.0.
-        vec![
-            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
-            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
-        ]
-    } else {
-        crate::net::resolve::resolve(interface, port)?
-    };
-    let mut last_error = String::from("no address to listen on");
-    for address in addresses {
-        match listen_on(address, reuse_port, core) {
-            Ok(listener) => return Ok(listener),
-            Err(err) => last_error = describe_io(&err),
-        }
-    }
-    Err(last_error)
-}
-
-fn listen_on(address: SocketAddr, reuse_port: bool, core: &Core) -> std::io::Result<TcpListener> {
-    let socket = match address {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    // The port is free again as soon as the server closes, despite connections in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    if reuse_port {
-        socket.set_reuseport(true)?;
-    }
-    socket.bind(address)?;
-    // Before tokio registers it in listen (see Core::watch).
-    core.watch(socket.as_raw_fd())?;
-    socket.listen(ACCEPT_BACKLOG)
-}
-
 impl Listener {
     /// Listens as `config` says.
     pub(crate) fn open(core: Rc<Core>, config: ListenConfig) -> Result<Listener, ListenError> {
         let bound = {
             let _runtime = core.enter();
-            bind(&config.interface, config.port, config.reuse_port, &core)
+            match &config.unix {
+                Some(path) => Bound::unix(path, &core),
+                None => Bound::tcp(&config.interface, config.port, config.reuse_port, &core),
+            }
         };
         let listener = bound.map_err(ListenError::Unbound)?;
         let readiness = core.readiness();
@@ -258,7 +222,7 @@ impl Listener {
                 break;
             };
             match accepted {
-                Ok((tcp, peer)) => self.start_handshake(tcp, peer),
+                Ok((socket, peer)) => self.start_handshake(socket, peer),
                 Err(err) => {
                     // Out of descriptors and the like: report it, try again on the next event.
                     let reason = format!("accept failed: {}", describe_io(&err));
@@ -287,9 +251,8 @@ impl Listener {
         self.events.pop_front()
     }
 
-    fn start_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
-        let _ = tcp.set_nodelay(true);
-        let Ok(tcp) = self.core.watch_registered(tcp) else {
+    fn start_handshake(&mut self, socket: Socket, peer: Peer) {
+        let Ok(socket) = self.core.watch_registered(socket) else {
             return; // the peer is dropped, as if it had hung up at once
         };
         let deadline = Instant::now() + self.handshake.handshake_timeout;
@@ -298,7 +261,7 @@ impl Listener {
         let handshake = Rc::clone(&self.handshake);
         let shared = Rc::clone(&self.shared);
         let stage = async move {
-            let read = read_request(tcp, handshake.tls.clone(), peer);
+            let read = read_request(socket, handshake.tls.clone(), peer);
             let arrived = match tokio::time::timeout_at(deadline.into(), read).await {
                 Ok(Ok(arrived)) => arrived,
                 // Browsers open spare connections and close them unused: nothing to report.

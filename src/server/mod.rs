@@ -22,6 +22,7 @@ use crate::net::http_head::RequestHead;
 use crate::net::transport::Inner;
 use crate::runtime::core::DeadlineId;
 
+mod bind;
 pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod listener;

@@ -109,6 +109,7 @@ pub fn connect_request(
             config: settings.config,
             headers,
             proxy: settings.proxy.clone(),
+            unix: settings.unix.clone(),
             on_socket: None,
         })),
         Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),

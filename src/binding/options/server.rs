@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mlua::{Table, Value};
 
-use super::{bad_argument, expected, seconds, settings_from_lua, size};
+use super::{bad_argument, expected, seconds, settings_from_lua, size, unix_path};
 use crate::connection::settings::ConnectionSettings;
 use crate::net::tls::{server_config, ClientCertificates, ServerTlsOptions};
 use crate::server::origins::Origins;
@@ -22,6 +22,8 @@ pub struct ServerOptions {
     pub incoming_budget: Option<usize>,
     /// `config.cluster`: the Redis URL and the channel.
     pub cluster: Option<(String, String)>,
+    /// `config.unix`: a unix socket path to listen on instead of a port.
+    pub unix: Option<PathBuf>,
     /// `config.origins`: the `Origin`s admitted (`false` in the list: requests without one).
     pub origins: Option<Origins>,
 }
@@ -50,8 +52,21 @@ impl ServerOptions {
             incoming_budget: size(table.get("incoming_budget")?, "listen", "incoming_budget")?,
             cluster: cluster_options(table.get("cluster")?)?,
             origins: origins(table.get("origins")?)?,
+            unix: listen_unix(table)?,
         })
     }
+}
+
+/// listen's `unix` path, which takes the place of `port` and `interface`.
+fn listen_unix(table: &Table) -> mlua::Result<Option<PathBuf>> {
+    let path = unix_path(table.get("unix")?, "listen")?;
+    let placed =
+        !table.get::<Value>("port")?.is_nil() || !table.get::<Value>("interface")?.is_nil();
+    if path.is_some() && placed {
+        let problem = "unix: a unix socket takes the place of port and interface";
+        return Err(bad_argument(1, "listen", problem));
+    }
+    Ok(path)
 }
 
 /// listen's `origins` list: origin strings, and `false` for requests without an `Origin`.

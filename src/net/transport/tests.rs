@@ -4,7 +4,7 @@
 use super::*;
 use crate::net::batched_read::tests::runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A plain transport writing to a socket whose peer is returned to read what came.
 async fn connected() -> (Transport, TcpStream) {
@@ -12,7 +12,7 @@ async fn connected() -> (Transport, TcpStream) {
     let address = listener.local_addr().expect("address");
     let writer = TcpStream::connect(address).await.expect("connect");
     let (reader, _) = listener.accept().await.expect("accept");
-    let transport = Transport::new(Inner::Plain(BatchedRead::new(writer)));
+    let transport = Transport::new(Inner::Plain(BatchedRead::new(Socket::Tcp(writer))));
     (transport, reader)
 }
 
