@@ -243,6 +243,22 @@ describe('clients through an HTTP proxy', function()
     assert.are.same({}, errors)
   end)
 
+  it('gives up on a proxy that never answers within the timeout, as on a direct connect', function()
+    -- A listening socket nobody accepts from: the kernel completes the TCP handshake.
+    local mute = assert(require'socket'.bind('127.0.0.1', 0))
+    local _, mute_port = mute:getsockname()
+    local mute_url = 'http://127.0.0.1:' .. mute_port
+    local sync = websocket.client.sync({ timeout = 0.3, proxy = mute_url })
+    local sync_ok, sync_err = sync:connect(url, 'echo')
+    local copas_ok, copas_err
+    run(function()
+      copas_ok, copas_err = websocket.client.copas({ timeout = 0.3, proxy = mute_url }):connect(url, 'echo')
+    end)
+    mute:close()
+    assert.are.same({ nil, 'timeout' }, { sync_ok, sync_err })
+    assert.are.same({ nil, 'timeout' }, { copas_ok, copas_err })
+  end)
+
   it('rejects a bad proxy option with an error that names it', function()
     assert.has_error(function() websocket.client.sync({ proxy = 'socks5://127.0.0.1:1080' }) end,
       "bad argument #1 to 'sync' (proxy: unsupported proxy scheme 'socks5' (http:// expected))")
