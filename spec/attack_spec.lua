@@ -117,6 +117,11 @@ describe('memory no peer can exhaust (default settings)', function()
     assert.is_true(peak < LIMIT_KIB, 'peak ' .. peak .. ' KiB')
   end)
 
+  it('decompression bombs: 1 GB messages compressed to 1 MB (permessage-deflate)', function()
+    local peak = attack(('bomb PORT sink %d 2 1000000000'):format(LONG and 16 or 4))
+    assert.is_true(peak < LIMIT_KIB, 'peak ' .. peak .. ' KiB')
+  end)
+
   it('1,000 connections each sending 16 x 1 MB to handlers that returned', function()
     local peak = attack('flood PORT gone 1000 16 1000000')
     assert.is_true(peak < LIMIT_KIB, 'peak ' .. peak .. ' KiB')

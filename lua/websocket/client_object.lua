@@ -40,6 +40,8 @@ function client_object.metatable_with_fields(lazy_fields, ...)
       end
       if key == 'state' then
         return client[HANDLE]:state()
+      elseif key == 'compression' then
+        return client[HANDLE]:compression()
       end
       local make = lazy_fields[key]
       if make then

@@ -7,6 +7,9 @@
         and never reads
     attacker.py reset PORT PROTOCOL CONNECTIONS COUNT SIZE
         as flood, then resets every connection (RST, not FIN)
+    attacker.py bomb PORT PROTOCOL CONNECTIONS COUNT SIZE
+        each connection offers permessage-deflate and sends COUNT messages compressed to
+        about a thousandth of their SIZE bytes (zeros), and never reads
     attacker.py legit PORT PROTOCOL 1 1 SIZE
         not an attack: one message of SIZE bytes (8 MiB frames), then reads its echo and
         prints `echoed <bytes>`
@@ -23,8 +26,10 @@ from a slow reader. A reset leaves.) Frames are masked with the key 0, so that t
 needs no masking work here. Environment: ATTACK_STALL (default 1.5), ATTACK_HOLD (30).
 """
 
+import functools
 import os
 import selectors
+import zlib
 import socket
 import struct
 import sys
@@ -86,9 +91,33 @@ def flood_pieces(count, size):
         yield from message_pieces(size)
 
 
-def upgraded(port, protocol):
+@functools.lru_cache
+def bomb_frame(size):
+    """A message of SIZE zeros, compressed (made once for every connection)."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    compressed = bytearray()
+    for _ in range(size // len(zeros)):
+        compressed += deflater.compress(zeros)
+    compressed += deflater.compress(bytes(size % len(zeros))) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    payload = bytes(compressed[:-4])
+    frame = bytearray(header(0x2, True, len(payload)))
+    frame[0] |= 0x40
+    return bytes(frame) + payload
+
+
+def bomb_pieces(count, size):
+    """COUNT compressed messages of SIZE zeros, RSV1 set."""
+    for _ in range(count):
+        yield bomb_frame(size)
+
+
+def upgraded(port, protocol, extensions=None):
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(REQUEST.format(protocol=protocol).encode())
+    request = REQUEST.format(protocol=protocol)
+    if extensions:
+        request = request[:-2] + f"Sec-WebSocket-Extensions: {extensions}\r\n\r\n"
+    sock.sendall(request.encode())
     response = b""
     while b"\r\n\r\n" not in response:
         chunk = sock.recv(4096)
@@ -229,8 +258,12 @@ def main():
         return
     senders = []
     for _ in range(connections):
-        sock = upgraded(port, protocol)
-        pieces = ping_pieces(count) if mode == "pings" else flood_pieces(count, size)
+        if mode == "bomb":
+            sock = upgraded(port, protocol, "permessage-deflate")
+            pieces = bomb_pieces(count, size)
+        else:
+            sock = upgraded(port, protocol)
+            pieces = ping_pieces(count) if mode == "pings" else flood_pieces(count, size)
         senders.append(Sender(sock, pieces))
     sent, blocked = attack(senders)
     print(f"stalled sent={sent} connections={connections} blocked={blocked}", flush=True)

@@ -1,13 +1,21 @@
 // A Node `ws` client for the specs: talks to the URL given as first argument (offering the
-// `echo` protocol) and prints one line per exchange for the spec to check.
+// `echo` protocol) and prints one line per exchange for the spec to check. A second
+// argument `deflate` offers permessage-deflate (compressing every message) and prints the
+// extensions the server agreed to.
 const WebSocket = require('ws');
 
-const ws = new WebSocket(process.argv[2], ['echo']);
+const deflate = process.argv[3] === 'deflate';
+const ws = new WebSocket(process.argv[2], ['echo'], {
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
+});
 const big = 'x'.repeat(70000);
 let received = 0;
 
 ws.on('open', () => {
   console.log('protocol', ws.protocol);
+  if (deflate) {
+    console.log('extensions', ws.extensions);
+  }
   ws.send('hello from node');
 });
 

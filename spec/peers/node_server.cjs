@@ -2,7 +2,8 @@
 // Paths as in tools/testpeer: /echo (and any other) echoes; /report first sends the offered
 // Sec-WebSocket-Protocol header (or <none>); /close/<code>/<reason> closes at once;
 // /ping/<payload> pings and sends pong:<payload> once answered; /fragments/<n> sends one
-// TEXT message in n fragments. The port is written to the file named by the first argument.
+// TEXT message in n fragments. It agrees to permessage-deflate when a client offers it
+// (compressing every message). The port is written to the file named by the first argument.
 const fs = require('fs');
 const { WebSocketServer } = require('ws');
 
@@ -12,6 +13,7 @@ const server = new WebSocketServer({
   host: '127.0.0.1',
   port: 0,
   maxPayload: 64 * 1024 * 1024,
+  perMessageDeflate: { threshold: 0 },
   handleProtocols: (offered) => [...offered].find((name) => SUPPORTED.includes(name)) || false,
 });
 

@@ -15,6 +15,12 @@ usage:
   python_probe.py origin URL [ORIGIN]      connects with ORIGIN as its Origin header (none
                                            without), prints `echo <answer>` or
                                            `refused <status>`
+  python_probe.py deflate URL [SERVER_BITS CLIENT_BITS NO_TAKEOVER]
+                                           offers permessage-deflate (with those parameters,
+                                           NO_TAKEOVER 1 for no context takeover both ways),
+                                           prints the answer's extensions, echoes TEXT and
+                                           BINARY, small, large and fragmented messages and
+                                           prints `echoed N`
   python_probe.py unix PATH URL            echoes `over unix` on the unix socket PATH, URL
                                            giving the Host header and the resource
 """
@@ -85,6 +91,33 @@ async def unix(path, url):
         print("echo", await ws.recv(), flush=True)
 
 
+async def deflate(url, server_bits=None, client_bits=None, no_takeover="0"):
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+    takeover_off = no_takeover == "1"
+    factory = ClientPerMessageDeflateFactory(
+        server_no_context_takeover=takeover_off,
+        client_no_context_takeover=takeover_off,
+        server_max_window_bits=int(server_bits) if server_bits else None,
+        client_max_window_bits=int(client_bits) if client_bits else True,
+    )
+    chat = '{"user":"alice","text":"hello, everyone in the room"}'
+    document = "".join(f'{{"id":{i},"name":"item {i}","tags":["a","b"]}}' for i in range(20000))
+    messages = [chat, chat, b"\x00\x01\xff" * 1000, document, ""]
+    async with connect(url, compression=None, extensions=[factory], max_size=None) as ws:
+        print("extensions", ws.response.headers.get("Sec-WebSocket-Extensions"), flush=True)
+        echoed = 0
+        for message in messages:
+            await ws.send(message)
+            if await ws.recv() == message:
+                echoed += 1
+        # Fragmented: an iterable is sent as one message in fragments.
+        await ws.send(["frag", "ment", "ed " * 1000])
+        if await ws.recv() == "fragment" + "ed " * 1000:
+            echoed += 1
+        print("echoed", echoed, flush=True)
+
+
 def main(args):
     command = args[0]
     if command == "ping":
@@ -97,6 +130,8 @@ def main(args):
         asyncio.run(tls(*args[1:]))
     elif command == "origin":
         asyncio.run(origin(*args[1:]))
+    elif command == "deflate":
+        asyncio.run(deflate(*args[1:]))
     elif command == "unix":
         asyncio.run(unix(args[1], args[2]))
     else:

@@ -2,6 +2,7 @@
 -- memory from /proc: `echo` echoes, `sink` holds its connection and never receives, `gone`
 -- returns at once (the core keeps the connection), `boom` raises. Prints `listening <pid>` once it listens
 -- and `error <message>` for each on_error; with RAISING=1 its on_error also raises.
+-- It agrees to permessage-deflate when a peer offers it.
 --   lua spec/support/target_server.lua PORT RAISING(0|1)
 
 local copas = require'copas'
@@ -15,6 +16,7 @@ local say = process.say
 websocket.server.copas.listen({
   port = port,
   interface = '127.0.0.1',
+  compression = 'deflate',
   on_error = function(message)
     say('error ', tostring(message))
     if raising then

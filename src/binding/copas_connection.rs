@@ -109,6 +109,8 @@ impl UserData for CopasConnection {
             results::closed(lua, Poll::Ready(this.abort()))
         });
         methods.add_method("state", |_, this, ()| Ok(this.state().name()));
+        // `'deflate'` once a handshake agreed to compress, else nil.
+        methods.add_method("compression", |_, this, ()| Ok(this.compression()));
         methods.add_method_mut("handler_returned", |_, this, ()| {
             this.handler_returned();
             Ok(())

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::binding::contract::{outgoing, Outgoing};
 use crate::connection::keepalive::KeepaliveSettings;
 use crate::connection::settings::{small_buffers, ConnectionSettings, DEFAULT_MAX_QUEUE};
+use crate::net::deflate::Wishes;
 use crate::net::proxy::{Proxy, ProxyChoice};
 use crate::net::socket::unix_path_problem;
 
@@ -180,7 +181,57 @@ pub(super) fn settings_from_lua(table: &Table, function: &str) -> mlua::Result<C
         headers: request_headers(table.get("headers")?, 1, function)?,
         proxy: proxy_choice(table.get("proxy")?, function)?,
         unix: unix_path(table.get("unix")?, function)?,
+        compression: compression(table.get("compression")?, function)?,
     })
+}
+
+/// The `compression` option: `'deflate'`, or a table of permessage-deflate's parameters
+/// (`server_no_context_takeover`, `client_no_context_takeover`, `server_max_window_bits`,
+/// `client_max_window_bits`); nil or false for none.
+fn compression(value: Value, function: &str) -> mlua::Result<Option<Wishes>> {
+    let bad = |problem: String| bad_argument(1, function, format!("compression: {problem}"));
+    let table = match value {
+        Value::Nil | Value::Boolean(false) => return Ok(None),
+        Value::String(name) if name.as_bytes().as_ref() == b"deflate" => {
+            return Ok(Some(Wishes::default()))
+        }
+        Value::Table(table) => table,
+        other => return Err(bad(expected("'deflate' or table", &other))),
+    };
+    let mut wishes = Wishes::default();
+    for pair in table.pairs::<String, Value>() {
+        let (key, value) = pair?;
+        match (key.as_str(), value) {
+            ("server_no_context_takeover", Value::Boolean(on)) => {
+                wishes.server_no_context_takeover = on
+            }
+            ("client_no_context_takeover", Value::Boolean(on)) => {
+                wishes.client_no_context_takeover = on
+            }
+            ("server_max_window_bits" | "client_max_window_bits", value) => {
+                let bits = match value {
+                    Value::Integer(n @ 9..=15) => n as u8,
+                    Value::Number(n) if n.fract() == 0.0 && (9.0..=15.0).contains(&n) => n as u8,
+                    other => {
+                        return Err(bad(format!(
+                            "{key}: {}",
+                            expected("a window size from 9 to 15", &other)
+                        )))
+                    }
+                };
+                if key.starts_with("server") {
+                    wishes.server_max_window_bits = Some(bits);
+                } else {
+                    wishes.client_max_window_bits = Some(bits);
+                }
+            }
+            ("server_no_context_takeover" | "client_no_context_takeover", other) => {
+                return Err(bad(format!("{key}: {}", expected("boolean", &other))));
+            }
+            (key, _) => return Err(bad(format!("unknown parameter '{key}'"))),
+        }
+    }
+    Ok(Some(wishes))
 }
 
 /// A `unix` option: the path of a unix socket.

@@ -89,6 +89,9 @@ impl UserData for SyncHandle {
             argument_errors_as_values(lua, this.close(lua, code, reason))
         });
         methods.add_method("state", |_, this, ()| Ok(this.client()?.state().name()));
+        methods.add_method("compression", |_, this, ()| {
+            Ok(this.client()?.compression())
+        });
         // `handle:raw_methods(send_declined)`: C functions for `ws:receive()` and
         // `ws:send(message, opcode)` (see raw.rs); a send they do not serve goes to
         // `send_declined` with the same arguments.

@@ -13,6 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::net::address::Address;
 use crate::net::batched_read::BatchedRead;
+use crate::net::deflate::{self, Wishes};
 use crate::net::proxy::{tunnel, ProxyChoice};
 use crate::net::resolve::resolve;
 use crate::net::socket::{connect_unix, unix_path_problem, Socket};
@@ -37,6 +38,8 @@ pub struct ConnectRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The HTTP proxy to go through, or how to find it.
     pub proxy: ProxyChoice,
+    /// permessage-deflate to offer, if any.
+    pub compression: Option<Wishes>,
     /// A unix socket to connect to instead of the URL's host and port (which still give
     /// the Host header).
     pub unix: Option<PathBuf>,
@@ -90,6 +93,13 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     for (name, value) in request.headers {
         http_request.headers_mut().insert(name, value);
     }
+    if let Some(wishes) = &request.compression {
+        let offer = HeaderValue::from_str(&deflate::params::offer(wishes))
+            .map_err(|_| "invalid compression offer".to_string())?;
+        http_request
+            .headers_mut()
+            .insert("Sec-WebSocket-Extensions", offer);
+    }
     if !request.protocols.is_empty() {
         let offered = HeaderValue::from_str(&request.protocols.join(", "))
             .map_err(|_| "invalid protocol name".to_string())?;
@@ -114,6 +124,10 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
     if let Some(first) = request.protocols.first() {
         transport.accept_missing_subprotocol(first.clone());
     }
+    if let Some(wishes) = request.compression {
+        let max_message = request.config.max_message_size.unwrap_or(usize::MAX);
+        transport.offer_compression(wishes, max_message);
+    }
     let (stream, response) =
         tokio_tungstenite::client_async_with_config(http_request, transport, Some(request.config))
             .await
@@ -125,6 +139,19 @@ pub async fn open(request: ConnectRequest) -> Result<Opened, ConnectError> {
                 },
             })?;
 
+    let refused = |problem: String| ConnectError {
+        message: format!("Websocket Handshake failed: {problem}"),
+        headers: Some(collect_headers(response.headers())),
+    };
+    if let Some(problem) = stream.get_ref().compression_problem() {
+        return Err(refused(format!("permessage-deflate: {problem}")));
+    }
+    let extensions = response.headers().get("Sec-WebSocket-Extensions");
+    if request.compression.is_none() && extensions.is_some() {
+        return Err(refused(
+            "the server chose an extension that was not offered".into(),
+        ));
+    }
     let mut headers = collect_headers(response.headers());
     let protocol = if stream.get_ref().subprotocol_was_missing() {
         // Filled in for tungstenite only (transport.rs): the server chose none.

@@ -120,13 +120,17 @@ pub struct Connection {
     role: Option<Role>,
     /// The connection was failed because its peer reset it.
     peer_reset: bool,
+    /// The compression its handshake agreed to (`'deflate'`), if any.
+    compression: Option<&'static str>,
 }
 
 impl Connection {
     /// An OPEN connection over a stream whose handshake is done, with keepalive when
     /// `keepalive` is set (inside the runtime: its timer belongs to it).
     pub fn open(stream: Stream, role: Role, keepalive: Option<KeepaliveSettings>) -> Self {
+        let compression = stream.get_ref().compression_name();
         Connection {
+            compression,
             stream: Some(stream),
             state: State::Open,
             close_to_send: None,
@@ -189,6 +193,11 @@ impl Connection {
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The compression the handshake agreed to: `'deflate'`, or None.
+    pub fn compression(&self) -> Option<&'static str> {
+        self.compression
     }
 
     /// Opens the TCP (and TLS) connection and performs the opening handshake.
@@ -413,7 +422,15 @@ impl Connection {
             .stream
             .as_ref()
             .is_some_and(|stream| stream.get_ref().saw_bad_length());
-        let ending = if ws_error::is_disconnect(&err) {
+        let compression_failure = self
+            .stream
+            .as_ref()
+            .and_then(|stream| stream.get_ref().compression_failure());
+        let ending = if let Some((code, reason)) = compression_failure {
+            // Bad compressed data, or a message that inflates past the limit.
+            self.send_close_notice(cx, code);
+            Ending::unclean(code, reason)
+        } else if ws_error::is_disconnect(&err) {
             Ending::unclean(1006, ws_error::describe(&err))
         } else {
             // RFC 6455 5.2: a 64-bit length's top bit must be 0; tungstenite calls the
@@ -423,15 +440,7 @@ impl Connection {
             } else {
                 ws_error::close_code(&err)
             };
-            if let Some(stream) = self.stream.as_mut() {
-                let notice = Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: "".into(),
-                }));
-                if stream.start_send_unpin(notice).is_ok() {
-                    let _ = stream.poll_flush_unpin(cx);
-                }
-            }
+            self.send_close_notice(cx, code);
             let reason = if bad_length {
                 "protocol error: frame length with its top bit set".to_string()
             } else {
@@ -440,6 +449,19 @@ impl Connection {
             Ending::unclean(code, reason)
         };
         self.finish(ending)
+    }
+
+    /// Tells the peer why its connection fails, as far as the socket takes it at once.
+    fn send_close_notice(&mut self, cx: &mut Context<'_>, code: u16) {
+        if let Some(stream) = self.stream.as_mut() {
+            let notice = Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            }));
+            if stream.start_send_unpin(notice).is_ok() {
+                let _ = stream.poll_flush_unpin(cx);
+            }
+        }
     }
 
     /// Drops the socket and marks the connection CLOSED.

@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::keepalive::KeepaliveSettings;
+use crate::net::deflate::Wishes;
 use crate::net::proxy::ProxyChoice;
 
 /// What every connection of a client or server is set up with.
@@ -22,6 +23,8 @@ pub struct ConnectionSettings {
     pub proxy: ProxyChoice,
     /// A client's unix socket, instead of the URL's host and port.
     pub unix: Option<PathBuf>,
+    /// permessage-deflate: what a client offers, or what a server accepts.
+    pub compression: Option<Wishes>,
 }
 
 /// Messages a connection reads ahead by default.
@@ -36,6 +39,7 @@ impl Default for ConnectionSettings {
             headers: Vec::new(),
             proxy: ProxyChoice::default(),
             unix: None,
+            compression: None,
         }
     }
 }

@@ -244,6 +244,11 @@ impl CopasConnection {
         Ending::unclean(1006, TIMEOUT)
     }
 
+    /// The compression the last connect (or the server's handshake) agreed to.
+    pub(crate) fn compression(&self) -> Option<&'static str> {
+        self.driven.borrow().connection.compression()
+    }
+
     pub(crate) fn state(&self) -> State {
         let driven = self.driven.borrow();
         if driven.ended.is_some() {

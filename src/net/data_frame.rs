@@ -81,7 +81,7 @@ fn encode_into(
 }
 
 /// XORs `bytes` with `mask` repeated (RFC 6455 5.3), eight bytes at a time.
-fn apply_mask(bytes: &mut [u8], mask: [u8; 4]) {
+pub(crate) fn apply_mask(bytes: &mut [u8], mask: [u8; 4]) {
     let key = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);

@@ -62,6 +62,24 @@ pub fn fill_in_subprotocol(head: &[u8], protocol: &str) -> Option<Vec<u8>> {
     Some(patched)
 }
 
+/// The value of header `name` in a 101 response head (repeated ones joined by ", "); None
+/// for another status, or when the header is absent.
+pub fn response_header(head: &[u8], name: &str) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(_)) if response.code == Some(101) => {}
+        _ => return None,
+    }
+    let values: Vec<String> = response
+        .headers
+        .iter()
+        .filter(|header| header.name.eq_ignore_ascii_case(name))
+        .map(|header| String::from_utf8_lossy(header.value).into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
 /// A request head as Lua sees it (`request.method`, `.path`, `.headers`, `.protocols`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use crate::net::http_head::{HeadEnd, MAX_HEAD};
 
 /// The longest frame header (RFC 6455 5.2).
-const HEADER_MAX: usize = 14;
+pub(crate) const HEADER_MAX: usize = 14;
 
 /// Frames larger than this leave tungstenite's buffers large (see `largest_frame`).
 pub const LARGE_FRAME: u64 = 64 * 1024;
@@ -195,7 +195,7 @@ fn new_header() -> Phase {
 
 /// The whole header's length, as far as `seen` (its first bytes) tells: 2 until both of the
 /// first two bytes are there.
-fn header_length(seen: &[u8]) -> usize {
+pub(crate) fn header_length(seen: &[u8]) -> usize {
     let Some(&second) = seen.get(1) else {
         return 2;
     };

@@ -7,6 +7,7 @@
 pub(crate) mod address;
 pub(crate) mod batched_read;
 pub(crate) mod data_frame;
+pub(crate) mod deflate;
 pub(crate) mod departure;
 pub(crate) mod http_head;
 pub(crate) mod inner_io;

@@ -21,9 +21,9 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::net::batched_read::BatchedRead;
+use crate::net::deflate::Compression;
 use crate::net::departure;
 pub use crate::net::departure::PeerGone;
-use crate::net::http_head;
 use crate::net::memory_budget::{Account, Part};
 use crate::net::message_count::MessageCount;
 use crate::net::socket::Socket;
@@ -41,7 +41,11 @@ pub enum Inner {
 pub struct Transport {
     inner: Inner,
     replay: Option<Replay>,
-    lenient_subprotocol: Option<LenientSubprotocol>,
+    /// A client's handshake response, read whole before tungstenite sees it
+    /// (response_head.rs).
+    response_head: Option<ResponseHead>,
+    /// permessage-deflate, once negotiated (deflate.rs).
+    compression: Option<Box<Compression>>,
     /// The part of a frame from `try_write_frame` that the socket has not taken yet.
     frame_rest: Vec<u8>,
     /// tungstenite's last write was refused or taken only in part: it holds bytes that must
@@ -76,21 +80,13 @@ struct Replay {
     taken: usize,
 }
 
-/// Reads a client's response head whole, then gives tungstenite `protocol` as the chosen one
-/// when the head names none.
-struct LenientSubprotocol {
-    protocol: String,
-    head: Vec<u8>,
-    /// Set once the head is read: whether the protocol was filled in.
-    filled_in: bool,
-}
-
 impl Transport {
     pub fn new(inner: Inner) -> Self {
         Transport {
             inner,
             replay: None,
-            lenient_subprotocol: None,
+            response_head: None,
+            compression: None,
             frame_rest: Vec::new(),
             writer_holds_bytes: false,
             handed: MessageCount::default(),
@@ -108,7 +104,9 @@ impl Transport {
     /// Whether tungstenite's last write was refused or taken only in part.
     #[inline]
     pub fn writer_holds_bytes(&self) -> bool {
-        self.writer_holds_bytes || !self.frame_rest.is_empty()
+        self.writer_holds_bytes
+            || !self.frame_rest.is_empty()
+            || self.compression.as_ref().is_some_and(|c| c.has_unwritten())
     }
 
     /// Tells that tungstenite returned a message (of any kind): the bytes it came in are no
@@ -208,28 +206,15 @@ impl Transport {
             true => self.handed.largest_frame() as usize + self.largest_write,
             false => 0,
         };
-        let reading = self.handed.held() as usize + leftover + replay + grown;
+        let compressed = self.compression.as_ref().map_or(0, |c| c.held().0);
+        let reading = self.handed.held() as usize + leftover + replay + grown + compressed;
         self.account.set(Part::Reading, reading);
     }
 
     /// The bytes the next socket read may bring: Pending (woken when there is room, or
     /// when the peer resets) while the memory budget has none.
     fn poll_read_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if let Inner::Plain(tcp) = &self.inner {
-            if tcp.leftover_len() > 0 {
-                return Poll::Ready(Ok(usize::MAX));
-            }
-        }
-        match self.account.poll_room(cx) {
-            Poll::Ready(room) => {
-                self.waiting_for_budget = false;
-                Poll::Ready(Ok(room))
-            }
-            Poll::Pending => {
-                self.waiting_for_budget = true;
-                Poll::Pending
-            }
-        }
+        room_for(&self.inner, &self.account, &mut self.waiting_for_budget, cx)
     }
 
     /// Ready when a read by tungstenite may find something; Pending, with `cx` woken when
@@ -241,6 +226,9 @@ impl Transport {
         let Inner::Plain(tcp) = &self.inner else {
             return Poll::Ready(());
         };
+        if self.compression.is_some() {
+            return Poll::Ready(());
+        }
         let idle = !self.writer_holds_bytes
             && self.frame_rest.is_empty()
             && self.replay.is_none()
@@ -259,6 +247,10 @@ impl Transport {
         let Inner::Plain(tcp) = &self.inner else {
             return FrameWrite::Refused;
         };
+        if self.compression.is_some() {
+            // Its messages go through tungstenite, and out compressed.
+            return FrameWrite::Refused;
+        }
         if self.writer_holds_bytes || !self.frame_rest.is_empty() {
             return FrameWrite::Refused;
         }
@@ -287,6 +279,32 @@ impl Transport {
         Poll::Ready(Ok(()))
     }
 
+    /// Writes the compressed bytes waiting for the socket, if any.
+    fn poll_write_compressed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(compression) = self.compression.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let written = compression.poll_write_encoded(&mut self.inner, cx);
+        self.account.set(Part::Writing, compression.held().1);
+        written
+    }
+
+    /// Compresses and inflates messages from now on (a server, once its handshake agreed
+    /// to it).
+    pub fn enable_compression(&mut self, compression: Compression) {
+        self.compression = Some(Box::new(compression));
+    }
+
+    /// `'deflate'` when messages may be compressed.
+    pub fn compression_name(&self) -> Option<&'static str> {
+        self.compression.as_ref().map(|_| "deflate")
+    }
+
+    /// Why the connection failed in its compression layer: the close code and reason.
+    pub fn compression_failure(&self) -> Option<(u16, String)> {
+        self.compression.as_ref()?.failure().cloned()
+    }
+
     /// The stream, with `bytes` (read from it before) to be read again first.
     pub fn with_replay(inner: Inner, bytes: Vec<u8>) -> Self {
         let mut transport = Transport::new(inner);
@@ -295,63 +313,28 @@ impl Transport {
         }
         transport
     }
+}
 
-    /// A client stream that will accept a response naming no protocol (see the module
-    /// comment); `offered_first` is the first protocol the request offers.
-    pub fn accept_missing_subprotocol(&mut self, offered_first: String) {
-        self.lenient_subprotocol = Some(LenientSubprotocol {
-            protocol: offered_first,
-            head: Vec::new(),
-            filled_in: false,
-        });
-    }
-
-    /// Whether the handshake's response named no protocol (and one was filled in for
-    /// tungstenite).
-    pub fn subprotocol_was_missing(&self) -> bool {
-        matches!(&self.lenient_subprotocol, Some(patch) if patch.filled_in)
-    }
-
-    /// Reads the response head whole, fills the protocol in, and queues it for replay.
-    fn poll_patch_head(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(patch) = self.lenient_subprotocol.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        if patch.filled_in || self.replay.is_some() {
-            return Poll::Ready(Ok(()));
+/// The bytes the next read of `inner` may bring (see `Transport::poll_read_room`).
+fn room_for(
+    inner: &Inner,
+    account: &Account,
+    waiting_for_budget: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if let Inner::Plain(tcp) = inner {
+        if tcp.leftover_len() > 0 {
+            return Poll::Ready(Ok(usize::MAX));
         }
-        loop {
-            if let Some(end) = http_head::end_of_head(&patch.head) {
-                let (head, rest) = patch.head.split_at(end);
-                let mut bytes = http_head::fill_in_subprotocol(head, &patch.protocol)
-                    .inspect(|_| patch.filled_in = true)
-                    .unwrap_or_else(|| head.to_vec());
-                bytes.extend_from_slice(rest);
-                patch.head = Vec::new();
-                self.replay = Some(Replay { bytes, taken: 0 });
-                // Done: later reads go straight to the socket once the replay is taken.
-                if !patch.filled_in {
-                    self.lenient_subprotocol = None;
-                }
-                return Poll::Ready(Ok(()));
-            }
-            if patch.head.len() > http_head::MAX_HEAD {
-                // Not a head we can read: let tungstenite judge what came.
-                let bytes = std::mem::take(&mut patch.head);
-                self.lenient_subprotocol = None;
-                self.replay = Some(Replay { bytes, taken: 0 });
-                return Poll::Ready(Ok(()));
-            }
-            let mut chunk = [0u8; 4096];
-            let mut buf = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf))?;
-            if buf.filled().is_empty() {
-                let bytes = std::mem::take(&mut patch.head);
-                self.lenient_subprotocol = None;
-                self.replay = Some(Replay { bytes, taken: 0 });
-                return Poll::Ready(Ok(()));
-            }
-            patch.head.extend_from_slice(buf.filled());
+    }
+    match account.poll_room(cx) {
+        Poll::Ready(room) => {
+            *waiting_for_budget = false;
+            Poll::Ready(Ok(room))
+        }
+        Poll::Pending => {
+            *waiting_for_budget = true;
+            Poll::Pending
         }
     }
 }
@@ -388,7 +371,11 @@ impl Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.lenient_subprotocol.is_some() {
+        if self
+            .response_head
+            .as_ref()
+            .is_some_and(ResponseHead::is_unread)
+        {
             ready!(self.poll_patch_head(cx))?;
         }
         if let Some(replay) = self.replay.as_mut() {
@@ -400,6 +387,14 @@ impl Transport {
                 self.replay = None;
             }
             return Poll::Ready(Ok(()));
+        }
+        if let Some(mut compression) = self.compression.take() {
+            let (account, waiting) = (&self.account, &mut self.waiting_for_budget);
+            let read = compression.poll_read(&mut self.inner, cx, buf, |inner, cx| {
+                room_for(inner, account, waiting, cx)
+            });
+            self.compression = Some(compression);
+            return read;
         }
         let room = ready!(self.poll_read_room(cx))?;
         match &mut self.inner {
@@ -426,6 +421,13 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if let Some(compression) = this.compression.as_mut() {
+            let result = compression.poll_write(&mut this.inner, cx, buf);
+            this.writer_holds_bytes = result.is_pending();
+            let (_, unsent) = compression.held();
+            this.account.set(Part::Writing, unsent);
+            return result;
+        }
         let result = match this.poll_write_frame_rest(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_write(cx, buf),
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
@@ -449,14 +451,19 @@ impl AsyncWrite for Transport {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_write_frame_rest(cx))?;
+        ready!(self.poll_write_compressed(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_write_frame_rest(cx))?;
+        ready!(self.poll_write_compressed(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+mod response_head;
+use response_head::ResponseHead;
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Error;
 use super::{Arrived, Event, HandshakeSettings};
 use crate::connection::request::{Peer, RequestInfo};
 use crate::net::batched_read::BatchedRead;
+use crate::net::deflate::{self, Compression};
 use crate::net::http_head::{self, HeadError};
 use crate::net::socket::Socket;
 use crate::net::socket_error::describe_io;
@@ -112,6 +113,17 @@ pub(super) async fn upgrade(arrived: Arrived, handshake: Rc<HandshakeSettings>, 
         return Event::Failed("bad protocol".into(), Some(id));
     };
     let chosen = protocol.clone();
+    // The first offer of permessage-deflate this server can honour, if it compresses.
+    let compression = match (
+        &handshake.settings.compression,
+        head.header("sec-websocket-extensions"),
+    ) {
+        (Some(wishes), Some(offers)) => deflate::params::accept_offer(offers, wishes),
+        _ => None,
+    };
+    let extension = compression
+        .as_ref()
+        .and_then(|(answer, _)| HeaderValue::from_str(answer).ok());
     // The callback's error type is tungstenite's ErrorResponse, large or not.
     #[allow(clippy::result_large_err)]
     let callback = move |_: &Request, mut response: Response| {
@@ -123,12 +135,24 @@ pub(super) async fn upgrade(arrived: Arrived, handshake: Rc<HandshakeSettings>, 
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", value);
         }
+        if let Some(value) = extension {
+            response
+                .headers_mut()
+                .insert("Sec-WebSocket-Extensions", value);
+        }
         Ok(response)
     };
     let transport = Transport::with_replay(inner, bytes);
     let config: WebSocketConfig = handshake.settings.config;
     match tokio_tungstenite::accept_hdr_async_with_config(transport, callback, Some(config)).await {
-        Ok(ws) => Event::Opened(Box::new(ws), protocol, id, info),
+        Ok(mut ws) => {
+            if let Some((_, agreed)) = compression {
+                let max_message = config.max_message_size.unwrap_or(usize::MAX);
+                let compression = Compression::new(false, agreed, max_message);
+                ws.get_mut().enable_compression(compression);
+            }
+            Event::Opened(Box::new(ws), protocol, id, info)
+        }
         Err(Error::Protocol(ProtocolError::HandshakeIncomplete)) => Event::Failed(
             "incomplete handshake request: the client closed".into(),
             Some(id),

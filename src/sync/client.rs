@@ -52,6 +52,11 @@ impl SyncClient {
         self.connection.state()
     }
 
+    /// The compression the last connect agreed to.
+    pub(crate) fn compression(&self) -> Option<&'static str> {
+        self.connection.compression()
+    }
+
     pub(crate) fn settings(&self) -> &ConnectionSettings {
         &self.settings
     }

@@ -110,6 +110,7 @@ pub fn connect_request(
             headers,
             proxy: settings.proxy.clone(),
             unix: settings.unix.clone(),
+            compression: settings.compression,
             on_socket: None,
         })),
         Err(AddressError::BadScheme) => refusal("bad protocol".to_string()),

@@ -1,0 +1,120 @@
+//! The frames tungstenite writes, rewritten before they reach the socket: a whole TEXT or
+//! BINARY message (one final frame, as tungstenite writes every message here) goes out
+//! compressed, with RSV1 set (and masked anew, for a client). Control frames, and the rare
+//! fragmented message, pass through as they are: an uncompressed message is allowed on a
+//! connection that negotiated compression (RFC 7692 section 6).
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+
+use super::codec::{standalone_message, Deflater};
+use super::params::Agreed;
+use crate::net::data_frame::apply_mask;
+use crate::net::message_count::header_length;
+
+pub struct DeflateFrames {
+    /// This side is the client: its frames are masked.
+    masked: bool,
+    agreed: Agreed,
+    /// With context takeover, this connection's own stream (made on its first message);
+    /// without, messages are compressed by the thread's shared deflater.
+    deflater: Option<Deflater>,
+    /// Bytes of a frame tungstenite wrote only in part so far.
+    partial: Vec<u8>,
+}
+
+impl DeflateFrames {
+    pub fn new(masked: bool, agreed: Agreed) -> Self {
+        DeflateFrames {
+            masked,
+            agreed,
+            deflater: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Takes all of `written` (bytes tungstenite wrote), appending to `out` the frames it
+    /// completes, compressed where they are whole messages.
+    pub fn take(&mut self, mut written: &[u8], out: &mut Vec<u8>) {
+        loop {
+            let header_len = header_length(&self.partial);
+            if self.partial.len() < header_len {
+                if written.is_empty() {
+                    return;
+                }
+                let step = (header_len - self.partial.len()).min(written.len());
+                self.partial.extend_from_slice(&written[..step]);
+                written = &written[step..];
+                continue;
+            }
+            let whole = header_len + payload_length(&self.partial) as usize;
+            let step = (whole - self.partial.len()).min(written.len());
+            self.partial.extend_from_slice(&written[..step]);
+            written = &written[step..];
+            if self.partial.len() < whole {
+                return;
+            }
+            // A whole frame (an empty one needs no byte beyond its header).
+            let frame = std::mem::take(&mut self.partial);
+            self.rewrite(&frame, header_len, out);
+        }
+    }
+
+    /// Writes one whole frame to `out`, compressed if it is a whole data message.
+    fn rewrite(&mut self, frame: &[u8], header_len: usize, out: &mut Vec<u8>) {
+        let first = frame[0];
+        let whole_message = first & 0x80 != 0 && first & 0x70 == 0 && matches!(first & 0x0f, 1 | 2);
+        if !whole_message {
+            out.extend_from_slice(frame);
+            return;
+        }
+        let mut payload = frame[header_len..].to_vec();
+        if frame[1] & 0x80 != 0 {
+            let at = header_len - 4;
+            apply_mask(
+                &mut payload,
+                [frame[at], frame[at + 1], frame[at + 2], frame[at + 3]],
+            );
+        }
+        let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+        if self.agreed.deflate_no_context_takeover {
+            standalone_message(self.agreed.deflate_window_bits, &payload, &mut compressed);
+        } else {
+            let bits = self.agreed.deflate_window_bits;
+            self.deflater
+                .get_or_insert_with(|| Deflater::new(bits))
+                .message(&payload, &mut compressed);
+        }
+        let data = if first & 0x0f == 1 {
+            Data::Text
+        } else {
+            Data::Binary
+        };
+        let mask = self.masked.then(rand::random::<[u8; 4]>);
+        let header = FrameHeader {
+            rsv1: true,
+            opcode: OpCode::Data(data),
+            mask,
+            ..FrameHeader::default()
+        };
+        // Formatting into a Vec cannot fail.
+        let _ = header.format(compressed.len() as u64, out);
+        if let Some(mask) = mask {
+            apply_mask(&mut compressed, mask);
+        }
+        out.extend_from_slice(&compressed);
+    }
+}
+
+/// A whole header's payload length.
+pub(super) fn payload_length(header: &[u8]) -> u64 {
+    match header[1] & 0x7f {
+        126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
+        127 => {
+            let mut length = [0u8; 8];
+            length.copy_from_slice(&header[2..10]);
+            u64::from_be_bytes(length)
+        }
+        short => u64::from(short),
+    }
+}
