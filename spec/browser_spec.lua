@@ -9,6 +9,7 @@ local copas_loop = require'spec.support.copas_loop'
 local peers = require'spec.support.peers'
 local process = require'spec.support.process'
 local servers = require'spec.support.servers'
+local services = require'spec.support.services'
 
 local run = copas_loop.run
 
@@ -64,6 +65,13 @@ const ws = new WebSocket('ws://127.0.0.1:WS_PORT/', 'echo');
 ws.onopen = () => { opened = true; ws.send('hello from an allowed page'); };
 ws.onmessage = (event) => { report('echo=' + encodeURIComponent(event.data)); ws.close(); };
 ws.onclose = (event) => { if (!opened) report('refused=' + event.code); };
+</script>]]
+
+-- A page that echoes the server's first message and then reports its WebSocket's
+-- negotiated extensions.
+local COMPRESSION_PAGE = [[<!doctype html><title>deflate</title><script>
+const ws = new WebSocket('ws://' + location.host + '/');
+ws.onmessage = (event) => { ws.send(event.data); ws.send('extensions ' + ws.extensions); };
 </script>]]
 
 describe('a real browser (headless chromium)', function()
@@ -192,6 +200,64 @@ describe('a real browser (headless chromium)', function()
     assert.are.equal('echo=hello%20from%20an%20allowed%20page', admitted)
     assert.are.equal('refused=1006', refused)
     assert.are.same({ 'origin not allowed: http://localhost:' .. page_port }, ws_errors)
+  end)
+
+  it('compresses with permessage-deflate when the server offers it: fewer bytes both ways', function()
+    if not browser then
+      pending('chromium is not installed (scripts/test.sh installs it as root)')
+      return
+    end
+    local document = ('{"id":1234,"name":"an item in a list","tags":["red","green"]},'):rep(4000)
+    local function exchange(compression)
+      local seen = {}
+      local server, _, errors, port = servers.start({
+        compression = compression,
+        on_request = function(request)
+          if request.headers.upgrade then
+            return
+          elseif request.path == '/' then
+            return 200, { ['content-type'] = 'text/html' }, COMPRESSION_PAGE
+          end
+          return 404
+        end,
+        default = function(ws)
+          ws:send(document)
+          seen.echoed = ws:receive() == document
+          seen.extensions = ws:receive()
+          seen.compression = ws.compression
+          ws:close()
+        end,
+      })
+      -- The browser talks through a relay that counts the bytes on the wire.
+      local relay = services.spawn(peers.python_interpreter() .. ' spec/peers/python_probe.py relay ' .. port)
+      assert(copas_loop.step_until(function() return relay.output():find('port %d+') end, 10))
+      local relay_port = relay.output():match('port (%d+)')
+      local stop = open_in_chromium('http://127.0.0.1:' .. relay_port .. '/')
+      local finished = copas_loop.step_until(function() return seen.extensions ~= nil end, 60)
+      local printed = stop()
+      server:close()
+      -- Every connection of the killed browser ends within moments: the last total counts all.
+      copas_loop.step_until(function() return false end, 0.5)
+      local up, down
+      for sent, received in relay.output():gmatch('total up (%d+) down (%d+)') do
+        up, down = tonumber(sent), tonumber(received)
+      end
+      relay.stop()
+      assert.is_true(finished, 'the page never reported; chromium said: ' .. printed)
+      assert.are.same({}, errors)
+      seen.read, seen.written = up, down
+      return seen
+    end
+    local plain = exchange(nil)
+    local compressed = exchange('deflate')
+    print(('\n%d-byte message and its echo on the wire: %d bytes to the browser, %d back;'
+      .. ' compressed: %d to the browser, %d back')
+      :format(#document, plain.written, plain.read, compressed.written, compressed.read))
+    assert.are.same({ true, 'extensions ', nil }, { plain.echoed, plain.extensions, plain.compression })
+    assert.are.same({ true, 'extensions permessage-deflate', 'deflate' },
+      { compressed.echoed, compressed.extensions, compressed.compression })
+    assert.is_true(compressed.written * 5 < plain.written)
+    assert.is_true(compressed.read * 5 < plain.read)
   end)
 end)
 

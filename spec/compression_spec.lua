@@ -8,6 +8,7 @@ local clients = require'spec.support.clients'
 local copas_loop = require'spec.support.copas_loop'
 local peers = require'spec.support.peers'
 local servers = require'spec.support.servers'
+local services = require'spec.support.services'
 local echo_handler = require'spec.support.handlers'.echo
 
 local run = copas_loop.run
@@ -256,6 +257,29 @@ describe('permessage-deflate in the clients', function()
       .. "; print(ws.compression, ws:receive() == big); ws:close()"
     local output = copas_loop.run_process(peers.lua_interpreter() .. ' -e "' .. script .. '"', 30)
     assert.are.equal('deflate\ttrue\n', output)
+  end)
+
+  it('fails a connect whose answer the offer did not allow, naming the problem', function()
+    local answers = {
+      ['permessage-deflate; client_max_window_bits=8'] = 'client_max_window_bits=8 cannot be honoured',
+      ['permessage-deflate; mystery=1'] = 'unknown parameter mystery',
+      ['x-unknown'] = 'an extension that was not offered',
+    }
+    for extensions, problem in pairs(answers) do
+      local server = services.spawn(python_probe('answer "' .. extensions .. '"'))
+      assert(copas_loop.step_until(function() return server.output():find('port %d+') end, 10))
+      local port = server.output():match('port (%d+)')
+      local ok, err
+      run(function()
+        local client = websocket.client.copas({ timeout = 5, compression = 'deflate' })
+        ok, err = client:connect('ws://127.0.0.1:' .. port .. '/')
+        assert.are.equal('CLOSED', client.state)
+      end)
+      server.stop()
+      assert.is_nil(ok)
+      assert.matches('Websocket Handshake failed: ', err, 1, true)
+      assert.matches(problem, err, 1, true)
+    end
   end)
 
   it('offers nothing without the option, and rejects bad options', function()

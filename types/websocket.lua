@@ -21,6 +21,13 @@
 ---@field protocol? 'any'|'tlsv1_2'|'tlsv1_3'
 ---@field mode? string accepted and ignored, as other luasec keys
 
+---permessage-deflate's parameters (RFC 7692).
+---@class websocket.Deflate
+---@field server_no_context_takeover? boolean
+---@field client_no_context_takeover? boolean
+---@field server_max_window_bits? integer 9 to 15
+---@field client_max_window_bits? integer 9 to 15
+
 ---@class websocket.ClientOptions
 ---@field timeout? number seconds for connect, each receive, each send and close
 ---@field max_message_size? integer bytes the peer may send in one message (64 MiB)
@@ -30,11 +37,13 @@
 ---@field ping_timeout? number seconds a pong may take (default `ping_interval`)
 ---@field max_queue? integer messages read ahead (copas client, default 16)
 ---@field unix? string a unix socket to connect to (the URL still gives Host and resource)
+---@field compression? 'deflate'|websocket.Deflate permessage-deflate to offer
 ---@field proxy? string|false `'http://[user:pass@]host:port'`; `false` ignores `http_proxy` and the like
 
 ---A client: `websocket.client.sync(opts)` or `websocket.client.copas(opts)`.
 ---@class websocket.Client
 ---@field state websocket.State
+---@field compression 'deflate'|nil once a handshake agreed to permessage-deflate
 local Client = {}
 
 ---Opens the connection and performs the opening handshake.
@@ -129,6 +138,7 @@ function ServerConnection:getpeername() end
 ---@field reuse_port? boolean
 ---@field incoming_budget? integer bytes all connections of the Lua thread may hold beyond 64 KiB each (256 MiB)
 ---@field cluster? {redis: string, channel: string} broadcasts reach every process of the channel
+---@field compression? 'deflate'|websocket.Deflate permessage-deflate offers to accept
 ---@field origins? (string|false)[] the `Origin`s admitted (others get 403); `false` admits requests without one
 
 ---@class websocket.Server

@@ -21,6 +21,12 @@ usage:
                                            prints the answer's extensions, echoes TEXT and
                                            BINARY, small, large and fragmented messages and
                                            prints `echoed N`
+  python_probe.py answer EXTENSIONS       a raw server: prints `port <n>`, answers one
+                                           upgrade with `Sec-WebSocket-Extensions:
+                                           EXTENSIONS`, then holds the connection a while
+  python_probe.py relay TARGET_PORT        a TCP relay to 127.0.0.1:TARGET_PORT that counts
+                                           bytes: prints `port <n>`, then after each
+                                           connection `total up <bytes> down <bytes>`
   python_probe.py unix PATH URL            echoes `over unix` on the unix socket PATH, URL
                                            giving the Host header and the resource
 """
@@ -118,6 +124,71 @@ async def deflate(url, server_bits=None, client_bits=None, no_takeover="0"):
         print("echoed", echoed, flush=True)
 
 
+def answer(extensions):
+    import base64
+    import hashlib
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    print("port", listener.getsockname()[1], flush=True)
+    connection, _ = listener.accept()
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += connection.recv(4096)
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    digest = hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    accept = base64.b64encode(digest).decode()
+    connection.sendall(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: {extensions}\r\n\r\n"
+        ).encode()
+    )
+    time.sleep(5)
+
+
+def relay(target_port):
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    print("port", listener.getsockname()[1], flush=True)
+    totals = {"up": 0, "down": 0}
+    lock = threading.Lock()
+
+    def pump(source, sink, direction):
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            with lock:
+                totals[direction] += len(data)
+            sink.sendall(data)
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve(client):
+        server = socket.create_connection(("127.0.0.1", int(target_port)))
+        up = threading.Thread(target=pump, args=(client, server, "up"))
+        up.start()
+        pump(server, client, "down")
+        up.join()
+        client.close()
+        server.close()
+        with lock:
+            print(f"total up {totals['up']} down {totals['down']}", flush=True)
+
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+
 def main(args):
     command = args[0]
     if command == "ping":
@@ -132,6 +203,10 @@ def main(args):
         asyncio.run(origin(*args[1:]))
     elif command == "deflate":
         asyncio.run(deflate(*args[1:]))
+    elif command == "answer":
+        answer(args[1])
+    elif command == "relay":
+        relay(args[1])
     elif command == "unix":
         asyncio.run(unix(args[1], args[2]))
     else:
