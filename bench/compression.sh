@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): permessage-deflate on a JSON corpus (about 200-byte chat messages
 # and 4 KB documents, bench/deflate-client.py) echoed by three servers in the same run:
-# this project's copas server (bench/deflate-echo-server.lua, Lua 5.4), Node `ws` with
+# this project's copas server (examples/echo-server-copas.lua PORT '' deflate, Lua 5.4), Node `ws` with
 # perMessageDeflate (threshold 0: every message compressed) and Python `websockets`, each
 # with its default compression settings (context takeover, 15-bit windows). The client is
 # Python `websockets` through a relay that counts the bytes on the wire
@@ -37,7 +37,7 @@ start_server() {
     ours)
       local port
       port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-      lua5.4 bench/deflate-echo-server.lua "$port" >"$port_file.log" 2>&1 &
+      lua5.4 examples/echo-server-copas.lua "$port" '' deflate >"$port_file.log" 2>&1 &
       echo "$! $port"
       sleep 0.5
       return ;;

@@ -1,12 +1,14 @@
 --- An echo server on copas: every message comes back as it was sent.
--- usage: lua examples/echo-server-copas.lua [port] [ping_interval]
--- With a ping interval (seconds), peers that stop answering pings are dropped.
+-- usage: lua examples/echo-server-copas.lua [port] [ping_interval] [deflate]
+-- With a ping interval (seconds), peers that stop answering pings are dropped; with
+-- `deflate`, peers that offer permessage-deflate get their messages compressed.
 
 local copas = require'copas'
 local websocket = require'websocket'
 
 local port = tonumber(arg[1]) or 8080
 local ping_interval = tonumber(arg[2])
+local compression = arg[3] == 'deflate' and 'deflate' or nil
 
 local function echo(ws)
   while true do
@@ -24,6 +26,7 @@ websocket.server.copas.listen({
   protocols = { echo = echo },
   default = echo,
   ping_interval = ping_interval,
+  compression = compression,
 })
 print(('echo server listening on port %d%s'):format(port,
   ping_interval and (', keepalive every %g s'):format(ping_interval) or ''))

@@ -13,9 +13,7 @@ local echo_handler = require'spec.support.handlers'.echo
 
 local run = copas_loop.run
 
-local function python_probe(arguments)
-  return peers.python_interpreter() .. ' spec/peers/python_probe.py ' .. arguments
-end
+local python_probe = peers.python_probe
 
 local function node_client(url)
   return 'NODE_PATH=' .. peers.node_modules() .. ' node spec/peers/node_client.cjs ' .. url .. ' deflate'

@@ -13,9 +13,7 @@ local echo_handler = require'spec.support.handlers'.echo
 
 local run = copas_loop.run
 
-local function python_probe(arguments)
-  return peers.python_interpreter() .. ' spec/peers/python_probe.py ' .. arguments
-end
+local python_probe = peers.python_probe
 
 describe('config.origins', function()
   local server, url, errors, port, hook_calls
@@ -301,6 +299,20 @@ describe('unix sockets', function()
     server:close()
   end)
 
+  --- A copas client's echo of `message` over the socket, with `url` giving Host and
+  -- resource.
+  local function echo_on_socket(url, message)
+    local echoed
+    run(function()
+      local client = websocket.client.copas({ timeout = 5, unix = path })
+      assert(client:connect(url, 'echo'))
+      client:send(message)
+      echoed = client:receive()
+      client:close()
+    end)
+    return echoed
+  end
+
   local function file_type(of)
     local listing = io.popen('stat -c %F ' .. of .. ' 2>/dev/null')
     local kind = listing:read('*l')
@@ -310,15 +322,7 @@ describe('unix sockets', function()
 
   it('serves copas and sync clients on the socket, the URL giving Host and resource', function()
     assert.are.equal('socket', file_type(path))
-    local echoed
-    run(function()
-      local client = websocket.client.copas({ timeout = 5, unix = path })
-      assert(client:connect('ws://app.local/chat?room=7', 'echo'))
-      client:send('over unix')
-      echoed = client:receive()
-      client:close()
-    end)
-    assert.are.equal('over unix', echoed)
+    assert.are.equal('over unix', echo_on_socket('ws://app.local/chat?room=7', 'over unix'))
     assert.are.same({ 'app.local', '/chat?room=7', path, nil, 'unix' }, seen[1])
     local script = "local ws = require'websocket'.client.sync({ timeout = 5, unix = '" .. path .. "' })"
       .. "; assert(ws:connect('ws://app.local/', 'echo')); ws:send('sync'); print((ws:receive())); ws:close()"
@@ -366,15 +370,7 @@ describe('unix sockets', function()
     assert(os.execute(peers.python_interpreter() .. ' -c "' .. leave_stale .. '" ' .. path))
     assert.are.equal('socket', file_type(path))
     server = websocket.server.copas.listen({ unix = path, protocols = { echo = echo_handler } })
-    local echoed
-    run(function()
-      local client = websocket.client.copas({ timeout = 5, unix = path })
-      assert(client:connect('ws://app.local/', 'echo'))
-      client:send('after a stale file')
-      echoed = client:receive()
-      client:close()
-    end)
-    assert.are.equal('after a stale file', echoed)
+    assert.are.equal('after a stale file', echo_on_socket('ws://app.local/', 'after a stale file'))
   end)
 
   it('says what is wrong with a path it cannot listen on or connect to', function()

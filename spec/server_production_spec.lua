@@ -17,9 +17,7 @@ local echo_handler = require'spec.support.handlers'.echo
 
 local copas_client = clients.copas
 
-local function python_probe(arguments)
-  return peers.python_interpreter() .. ' spec/peers/python_probe.py ' .. arguments
-end
+local python_probe = peers.python_probe
 
 --- A raw upgrade that is never read from again: the server's pings go unanswered.
 local function mute_client(port)

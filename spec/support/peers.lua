@@ -67,6 +67,11 @@ function peers.lua_interpreter()
 end
 
 --- The Python `websockets` peer.
+--- The shell command running spec/peers/python_probe.py with `arguments`.
+function peers.python_probe(arguments)
+  return peers.python_interpreter() .. ' spec/peers/python_probe.py ' .. arguments
+end
+
 function peers.python(path)
   return 'ws://127.0.0.1:' .. required_env('WS_TEST_PYTHON_PORT') .. (path or '/echo')
 end

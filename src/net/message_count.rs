@@ -212,7 +212,12 @@ pub(crate) fn header_length(seen: &[u8]) -> usize {
 /// (FIN set) or a control frame (opcode 8 and up).
 fn parse_header(header: &[u8]) -> (u64, bool) {
     let ends_message = header[0] & 0x80 != 0 || header[0] & 0x08 != 0;
-    let payload = match header[1] & 0x7f {
+    (payload_length(header), ends_message)
+}
+
+/// A whole header's payload length.
+pub(crate) fn payload_length(header: &[u8]) -> u64 {
+    match header[1] & 0x7f {
         126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
         127 => {
             let mut length = [0u8; 8];
@@ -220,8 +225,7 @@ fn parse_header(header: &[u8]) -> (u64, bool) {
             u64::from_be_bytes(length)
         }
         short => u64::from(short),
-    };
-    (payload, ends_message)
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use super::codec::{standalone_message, Deflater};
 use super::params::Agreed;
 use crate::net::data_frame::apply_mask;
-use crate::net::message_count::header_length;
+use crate::net::message_count::{header_length, payload_length};
 
 pub struct DeflateFrames {
     /// This side is the client: its frames are masked.
@@ -103,18 +103,5 @@ impl DeflateFrames {
             apply_mask(&mut compressed, mask);
         }
         out.extend_from_slice(&compressed);
-    }
-}
-
-/// A whole header's payload length.
-pub(super) fn payload_length(header: &[u8]) -> u64 {
-    match header[1] & 0x7f {
-        126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-        127 => {
-            let mut length = [0u8; 8];
-            length.copy_from_slice(&header[2..10]);
-            u64::from_be_bytes(length)
-        }
-        short => u64::from(short),
     }
 }

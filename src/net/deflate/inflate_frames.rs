@@ -14,9 +14,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
 use super::codec::{BadData, Inflater, TAIL};
-use super::deflate_frames::payload_length;
 use crate::net::data_frame::apply_mask;
-use crate::net::message_count::{header_length, HEADER_MAX};
+use crate::net::message_count::{header_length, payload_length, HEADER_MAX};
 
 /// The most inflated bytes one emitted frame carries.
 const OUT_FRAME: usize = 16 * 1024;

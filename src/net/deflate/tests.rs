@@ -28,7 +28,7 @@ fn frames(mut bytes: &[u8]) -> Vec<(u8, Option<[u8; 4]>, Vec<u8>)> {
     let mut found = Vec::new();
     while !bytes.is_empty() {
         let header_len = crate::net::message_count::header_length(bytes);
-        let length = super::deflate_frames::payload_length(bytes) as usize;
+        let length = crate::net::message_count::payload_length(bytes) as usize;
         let mask = (bytes[1] & 0x80 != 0).then(|| {
             let at = header_len - 4;
             [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]
