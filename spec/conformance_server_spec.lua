@@ -52,3 +52,51 @@ describe('the copas server against RFC 6455 cases in raw frames', function()
     end)
   end
 end)
+
+describe('the copas server answers what came before a violation (strict, as Autobahn says)', function()
+  local servers = require'spec.support.servers'
+
+  --- A client frame masked with the zero key (which leaves the payload as it is).
+  local function frame(first, payload)
+    return string.char(first, 0x80 + #payload, 0, 0, 0, 0) .. payload
+  end
+
+  --- Sends `bytes` in one write to an echo server; the frames it answers, as
+  -- `opcode:payload` (a close as `close:<code>`), until it closes.
+  local function answers(bytes)
+    local server, _, _, port = servers.start({ default = echo_handler, on_error = function() end })
+    local seen = {}
+    copas_loop.run(function()
+      local connection, tcp = servers.raw_websocket(port)
+      connection:send(bytes)
+      while true do
+        local head = connection:receive(2)
+        if not head then break end
+        local body = connection:receive(head:byte(2) % 128) or ''
+        local opcode = head:byte(1) % 16
+        if opcode == 8 then
+          seen[#seen + 1] = 'close:' .. (body:byte(1) * 256 + body:byte(2))
+          break
+        end
+        seen[#seen + 1] = opcode .. ':' .. body
+      end
+      tcp:close()
+    end)
+    server:close()
+    return seen
+  end
+
+  it('echoes the messages before a frame with reserved bits, then closes with 1002', function()
+    local bytes = frame(0x81, 'one') .. frame(0x82, 'two') .. frame(0xA1, 'bad')
+    assert.are.same({ '1:one', '2:two', 'close:1002' }, answers(bytes))
+  end)
+
+  it('echoes the message before invalid UTF-8, then closes with 1007', function()
+    assert.are.same({ '1:fine', 'close:1007' }, answers(frame(0x81, 'fine') .. frame(0x81, '\255\254')))
+  end)
+
+  it('echoes a fragmented message and answers a ping before an unknown opcode, then 1002', function()
+    local bytes = frame(0x01, 'frag') .. frame(0x89, 'p') .. frame(0x80, 'ment') .. frame(0x83, 'x')
+    assert.are.same({ '10:p', '1:fragment', 'close:1002' }, answers(bytes))
+  end)
+end)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Bytes, Error, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::connection::connect::{open, Accepted, ConnectError, ConnectRequest, Stream};
 use crate::connection::keepalive::{Due, Keepalive, KeepaliveSettings};
@@ -23,6 +23,7 @@ use crate::net::transport::FrameWrite;
 use crate::net::ws_error;
 
 pub(crate) mod connect;
+mod failure;
 pub(crate) mod keepalive;
 mod memory;
 pub(crate) mod request;
@@ -122,6 +123,11 @@ pub struct Connection {
     peer_reset: bool,
     /// The compression its handshake agreed to (`'deflate'`), if any.
     compression: Option<&'static str>,
+    /// A peer's protocol violation is answered only once the messages it sent before are
+    /// answered (failure.rs).
+    defers_failures: bool,
+    /// The close code and ending of a violation not answered yet.
+    deferred: Option<(u16, Ending)>,
 }
 
 impl Connection {
@@ -131,6 +137,8 @@ impl Connection {
         let compression = stream.get_ref().compression_name();
         Connection {
             compression,
+            defers_failures: false,
+            deferred: None,
             stream: Some(stream),
             state: State::Open,
             close_to_send: None,
@@ -155,7 +163,7 @@ impl Connection {
             else {
                 return Poll::Pending;
             };
-            if self.state != State::Open {
+            if self.state != State::Open || self.deferred.is_some() {
                 return Poll::Pending;
             }
             match ready!(keepalive.poll_due(cx)) {
@@ -239,6 +247,9 @@ impl Connection {
     /// The next whole TEXT or BINARY message. Pings are answered and skipped; a close by the
     /// peer completes the close handshake and ends the connection.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Received, Ending>> {
+        if let Some((_, ending)) = &self.deferred {
+            return Poll::Ready(Err(ending.clone()));
+        }
         let stream = match self.stream.as_mut() {
             Some(stream) if self.state == State::Open => stream,
             _ => return Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE))),
@@ -283,7 +294,7 @@ impl Connection {
                     let _ = stream.poll_flush_unpin(cx);
                     Err(self.finish(Ending::from_close_frame(frame)))
                 }
-                Some(Err(err)) => Err(self.fail(cx, err)),
+                Some(Err(err)) => Err(self.fail_or_defer(cx, err)),
                 None => Err(self.finish(Ending::unclean(1006, "closed"))),
             };
             let received = received.map(|message| self.detached_if_grown(message));
@@ -357,6 +368,9 @@ impl Connection {
 
     /// Starts the close handshake (once), waits for the peer's close frame, and hangs up.
     pub fn poll_close(&mut self, cx: &mut Context<'_>, code: u16, reason: &str) -> Poll<Ending> {
+        if let Some(ending) = self.finish_deferred(cx) {
+            return Poll::Ready(ending);
+        }
         match self.state {
             State::Closed => return Poll::Ready(Ending::unclean(1006, WRONG_STATE)),
             State::Open => {
@@ -409,58 +423,6 @@ impl Connection {
         match self.stream.as_mut() {
             Some(stream) if self.state == State::Open => Ok(stream),
             _ => Err(Ending::unclean(1006, WRONG_STATE)),
-        }
-    }
-
-    /// Fails the connection after an error: tells a misbehaving peer why (RFC 6455 7.1.7),
-    /// as far as the socket takes it without waiting, then hangs up.
-    fn fail(&mut self, cx: &mut Context<'_>, err: Error) -> Ending {
-        if let Error::Io(io) = &err {
-            self.peer_reset |= io.kind() == std::io::ErrorKind::ConnectionReset;
-        }
-        let bad_length = self
-            .stream
-            .as_ref()
-            .is_some_and(|stream| stream.get_ref().saw_bad_length());
-        let compression_failure = self
-            .stream
-            .as_ref()
-            .and_then(|stream| stream.get_ref().compression_failure());
-        let ending = if let Some((code, reason)) = compression_failure {
-            // Bad compressed data, or a message that inflates past the limit.
-            self.send_close_notice(cx, code);
-            Ending::unclean(code, reason)
-        } else if ws_error::is_disconnect(&err) {
-            Ending::unclean(1006, ws_error::describe(&err))
-        } else {
-            // RFC 6455 5.2: a 64-bit length's top bit must be 0; tungstenite calls the
-            // frame too large.
-            let code = if bad_length {
-                1002
-            } else {
-                ws_error::close_code(&err)
-            };
-            self.send_close_notice(cx, code);
-            let reason = if bad_length {
-                "protocol error: frame length with its top bit set".to_string()
-            } else {
-                ws_error::describe(&err)
-            };
-            Ending::unclean(code, reason)
-        };
-        self.finish(ending)
-    }
-
-    /// Tells the peer why its connection fails, as far as the socket takes it at once.
-    fn send_close_notice(&mut self, cx: &mut Context<'_>, code: u16) {
-        if let Some(stream) = self.stream.as_mut() {
-            let notice = Message::Close(Some(CloseFrame {
-                code: CloseCode::from(code),
-                reason: "".into(),
-            }));
-            if stream.start_send_unpin(notice).is_ok() {
-                let _ = stream.poll_flush_unpin(cx);
-            }
         }
     }
 

@@ -135,6 +135,7 @@ impl CopasConnection {
         Some(Poll::Ready(outcome.map(|opened| {
             let keepalive = driven.settings.keepalive;
             driven.connection = Connection::open(opened.stream, Role::Client, keepalive);
+            driven.connection.defer_failures();
             driven.account = driven.connection.account().cloned();
             driven.drop_inbox();
             driven.ended = None;
@@ -228,6 +229,9 @@ impl CopasConnection {
         let mut driven = self.driven.borrow_mut();
         driven.handler_returned = true;
         driven.count(Part::Taken, 0);
+        driven.lua_holds_message = false;
+        // Nobody is left to answer what came before a violation.
+        driven.finish_failure();
         if driven.ended.is_some() || driven.connection.state() == State::Closed {
             driven.drop_inbox();
         }
@@ -251,7 +255,7 @@ impl CopasConnection {
 
     pub(crate) fn state(&self) -> State {
         let driven = self.driven.borrow();
-        if driven.ended.is_some() {
+        if driven.ended.is_some() && !driven.connection.has_deferred_failure() {
             return State::Closed;
         }
         driven.connection.state()

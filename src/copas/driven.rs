@@ -71,16 +71,20 @@ pub(crate) struct DrivenConnection {
     pub(super) opened: bool,
     pub(super) end_reported: bool,
     pub(super) on_end: Option<Rc<dyn EndNotice>>,
+    /// Lua took a message and has not asked for the next yet: it may still answer it.
+    pub(super) lua_holds_message: bool,
 }
 
 impl DrivenConnection {
     /// The state of `connection` (open already for a server, closed for a client), woken
     /// through `readiness`.
     pub(super) fn new(
-        connection: Connection,
+        mut connection: Connection,
         readiness: Readiness,
         settings: ConnectionSettings,
     ) -> Self {
+        // Messages read ahead before a violation are still Lua's to answer.
+        connection.defer_failures();
         let opened = connection.state() == State::Open;
         let account = connection.account().cloned();
         DrivenConnection {
@@ -105,6 +109,7 @@ impl DrivenConnection {
             opened,
             end_reported: false,
             on_end: None,
+            lua_holds_message: false,
         }
     }
 
@@ -130,7 +135,7 @@ impl DrivenConnection {
             return;
         }
         let wakes = self.readiness.wakes();
-        if self.read_parked_at == Some(wakes) {
+        if self.read_parked_at == Some(wakes) || self.connection.has_deferred_failure() {
             return;
         }
         while self.connection.state() == State::Open && self.inbox.len() < max_queue {
@@ -141,7 +146,10 @@ impl DrivenConnection {
                     break;
                 }
                 Poll::Ready(Ok(message)) => self.queue(message),
-                Poll::Ready(Err(ending)) => self.end(ending),
+                Poll::Ready(Err(ending)) => {
+                    self.end(ending);
+                    break;
+                }
             }
         }
         if self.is_paused() {
@@ -212,6 +220,7 @@ impl DrivenConnection {
         self.inbox_bytes -= message.payload.len();
         self.count(Part::Queued, self.inbox_bytes);
         self.count(Part::Taken, message.payload.len());
+        self.lua_holds_message = true;
         Some(message)
     }
 
@@ -229,6 +238,16 @@ impl DrivenConnection {
         if self.connection.peer_was_reset() || self.handler_returned {
             self.drop_inbox();
         }
+        if self.inbox.is_empty() && !self.lua_holds_message {
+            // Nothing left for Lua to answer: the violation is answered now.
+            self.finish_failure();
+        }
+    }
+
+    /// Answers a violation that waited for Lua (connection/failure.rs).
+    pub(super) fn finish_failure(&mut self) {
+        let mut cx = self.readiness.waker_context();
+        self.connection.finish_deferred(&mut cx);
     }
 
     pub(super) fn drop_inbox(&mut self) {
@@ -300,6 +319,7 @@ impl DrivenConnection {
         self.readiness.lower();
         // Lua no longer holds the message it took before (an echo has sent it back).
         self.count(Part::Taken, 0);
+        self.lua_holds_message = false;
         let outcome = match self.take_queued() {
             Some(message) => Poll::Ready(Ok(message)),
             None => {
@@ -309,7 +329,11 @@ impl DrivenConnection {
                         self.ended = ended;
                         Poll::Ready(Ok(message))
                     }
-                    (None, Some(ending)) => Poll::Ready(Err(ending)),
+                    (None, Some(ending)) => {
+                        // Lua reached the end: a violation is answered now.
+                        self.finish_failure();
+                        Poll::Ready(Err(ending))
+                    }
                     (None, None) if self.connection.state() == State::Closed => {
                         Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE)))
                     }
@@ -324,7 +348,12 @@ impl DrivenConnection {
     /// Writes the message a send left in `unsent`; Pending while the socket has no room.
     pub(super) fn resume_send(&mut self, core: &Core) -> Poll<Result<(), Ending>> {
         let _runtime = core.enter();
-        if let Some(ending) = &self.ended {
+        // A peer's violation waiting for Lua still lets Lua answer what came before it.
+        let ended = self
+            .ended
+            .as_ref()
+            .filter(|_| !self.connection.has_deferred_failure());
+        if let Some(ending) = ended {
             self.unsent = None;
             return Poll::Ready(Err(ending.clone()));
         }
