@@ -7,12 +7,17 @@
 # Python `websockets` through a relay that counts the bytes on the wire
 # (spec/peers/python_probe.py relay). Per row: bytes on the wire per message each way and
 # the server's CPU per message, medians of ROUNDS rounds with their spread.
-#   bash bench/compression.sh        ROUNDS=3 CHATS=3000 DOCS=600
+# A second table: this project's server holding CONNECTIONS connections from Python
+# (bench/deflate-connections.py) without compression, with it negotiated and idle, and
+# after one message each (context takeover keeps each connection's deflate state): the
+# server's RSS over its RSS before.
+#   bash bench/compression.sh        ROUNDS=3 CHATS=3000 DOCS=600 CONNECTIONS=1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 CHATS=${CHATS:-3000}
 DOCS=${DOCS:-600}
+CONNECTIONS=${CONNECTIONS:-1000}
 source scripts/lib/setup.sh
 source bench/lib/server-cpu.sh
 
@@ -89,4 +94,30 @@ for corpus in chat doc; do
       "$(cut -d' ' -f1 "$rows" | median)" "$(cut -d' ' -f2 "$rows" | median)" "$(cut -d' ' -f3 "$rows" | median)"
     rm -f "$rows"
   done
+done
+
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+echo
+echo "| $CONNECTIONS connections to this project's server | server RSS growth, MiB | KiB per connection |"
+echo "|---|---|---|"
+for mode in plain idle busy; do
+  read -r pid port <<<"$(start_server ours)"
+  pids+=("$pid")
+  before=$(rss_kib "$pid")
+  fifo=$(mktemp -u)
+  mkfifo "$fifo"
+  "$python" bench/deflate-connections.py "ws://127.0.0.1:$port/" "$CONNECTIONS" "$mode" <"$fifo" >"$fifo.out" &
+  client=$!
+  exec 9>"$fifo"
+  for _ in $(seq 600); do grep -q '^open' "$fifo.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  after=$(rss_kib "$pid")
+  exec 9>&-
+  wait "$client" 2>/dev/null || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$fifo" "$fifo.out"
+  label=$(case "$mode" in plain) echo "no compression";; idle) echo "compression negotiated, idle";; busy) echo "compression, one message each";; esac)
+  awk -v label="$label" -v grown=$((after - before)) -v n="$CONNECTIONS" \
+    'BEGIN { printf "| %s | %.1f | %.1f |\n", label, grown / 1024, grown / n }'
 done
