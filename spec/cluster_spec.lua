@@ -135,6 +135,8 @@ describe('beyond one process', function()
       :format(peers.python_interpreter(), b.port)))
     assert(copas_loop.step_until(function() return python.output():find('ready', 1, true) end, 10),
       'the Python client did not connect: ' .. python.output())
+    -- It gets the other processes' broadcasts compressed, the Lua clients uncompressed.
+    assert.matches('ready permessage-deflate', python.output(), 1, true)
     local results, extra = {}, {}
     run(function()
       local opts = { timeout = 1 }

@@ -6,7 +6,9 @@ usage:
                                            numbered in its first 8 bytes, printing
                                            `sent N at SECONDS` after each; then waits for the
                                            server to close
-  python_probe.py listen URL COUNT         offers `chat`, prints `ready`, then prints each of
+  python_probe.py listen URL COUNT         offers `chat` (and, as `websockets` does,
+                                           permessage-deflate), prints `ready <extensions
+                                           agreed>`, then prints each of
                                            the next COUNT messages that are not `probe`
                                            (`text <message>` or `binary <hex>`), and closes
   python_probe.py tls URL CAFILE [CERT KEY] echoes `over tls` through wss:// offering the
@@ -60,7 +62,7 @@ async def flood(url, count, size):
 
 async def listen(url, count):
     async with connect(url, subprotocols=["chat"]) as ws:
-        print("ready", flush=True)
+        print("ready", ws.response.headers.get("Sec-WebSocket-Extensions"), flush=True)
         seen = 0
         while seen < count:
             message = await ws.recv()

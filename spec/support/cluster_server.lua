@@ -1,7 +1,8 @@
 --- A server process for the cluster specs: a `chat` protocol whose messages are broadcast,
 -- except `whoami` (answers this process's id) and `xff` (answers the X-Forwarded-For header
 -- the handler saw). Prints `listening <pid>` once it listens and `error <message>` for
--- each on_error.
+-- each on_error. It agrees to permessage-deflate when a client offers it (Python's
+-- `websockets` does): broadcasts from other processes reach such members compressed.
 --   lua spec/support/cluster_server.lua PORT REDIS_URL|none CHANNEL REUSE_PORT(0|1) PING_INTERVAL(0: off)
 
 local copas = require'copas'
@@ -18,6 +19,7 @@ local config = {
   port = tonumber(port),
   interface = '127.0.0.1',
   reuse_port = reuse_port == '1',
+  compression = 'deflate',
   ping_interval = tonumber(ping_interval) > 0 and tonumber(ping_interval) or nil,
   on_error = function(message)
     say('error ', tostring(message))
