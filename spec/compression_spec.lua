@@ -192,6 +192,47 @@ describe('permessage-deflate on the copas server', function()
     assert.is_string(reason)
   end)
 
+  it('broadcasts to compressed and plain members alike (compressed once without context takeover)', function()
+    local standalone, standalone_url = servers.start({
+      compression = { server_no_context_takeover = true },
+      default = function(ws)
+        while true do
+          local message = ws:receive()
+          if not message then return end
+          for index = 1, 20 do
+            local body = (index % 2 == 0) and (message .. index):rep(index * 200) or message .. index
+            ws:broadcast(body, index % 3 == 0 and websocket.BINARY or websocket.TEXT)
+          end
+        end
+      end,
+    })
+    local received = {}
+    run(function()
+      local members = {}
+      for index, compression in ipairs({ 'deflate', 'deflate', false, 'deflate' }) do
+        local client = websocket.client.copas({ timeout = 10, compression = compression })
+        assert(client:connect(standalone_url))
+        members[index] = client
+      end
+      members[1]:send('go')
+      for index, client in ipairs(members) do
+        local bodies = {}
+        for _ = 1, 20 do
+          bodies[#bodies + 1] = client:receive()
+        end
+        received[index] = table.concat(bodies, '|')
+        client:close()
+      end
+    end)
+    standalone:close()
+    local expected = {}
+    for index = 1, 20 do
+      expected[index] = (index % 2 == 0) and ('go' .. index):rep(index * 200) or 'go' .. index
+    end
+    expected = table.concat(expected, '|')
+    assert.are.same({ expected, expected, expected, expected }, received)
+  end)
+
   it('leaves messages uncompressed when a server has no compression option', function()
     local plain, plain_url = servers.start({ default = echo_handler })
     local output = copas_loop.run_process(python_probe('deflate ' .. plain_url), 30)

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::connection::connect::{open, Accepted, ConnectError, ConnectRequest, Stream};
 use crate::connection::keepalive::{Due, Keepalive, KeepaliveSettings};
-use crate::net::data_frame;
+use crate::net::data_frame::{self, BroadcastFrames};
 use crate::net::socket_error::TIMEOUT;
 use crate::net::socket_error::WRONG_STATE;
 use crate::net::transport::FrameWrite;
@@ -357,11 +357,12 @@ impl Connection {
         poll_fn(|cx| self.poll_send(cx, &mut None)).await
     }
 
-    /// Writes `frame` (from `data_frame::encode_server_frame`) straight to the socket when it takes it
-    /// now and nothing else waits to be written (see `Transport::try_write_frame`); OPEN only.
-    pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
+    /// Writes the frame of `frames` that fits this connection straight to the socket when it
+    /// takes it now and nothing else waits to be written (see
+    /// `Transport::try_write_broadcast`); OPEN only.
+    pub fn try_write_broadcast(&mut self, frames: &BroadcastFrames) -> FrameWrite {
         match self.open_stream() {
-            Ok(stream) => stream.get_mut().try_write_frame(frame),
+            Ok(stream) => stream.get_mut().try_write_broadcast(frames),
             Err(_) => FrameWrite::Refused,
         }
     }

@@ -6,10 +6,9 @@
 use std::cell::RefCell;
 use std::task::Poll;
 
-use tokio_tungstenite::tungstenite::Message;
-
 use super::driven::DrivenConnection;
 use crate::connection::State;
+use crate::net::data_frame::BroadcastFrames;
 use crate::net::transport::FrameWrite;
 use crate::runtime::core::Core;
 
@@ -30,10 +29,10 @@ pub(crate) enum Offered {
 }
 
 impl Member {
-    /// Writes `message` to the socket without waiting, when nothing else waits to be written:
-    /// `frame` (the message encoded, the same bytes for every member) straight to the
-    /// socket when it can, else through tungstenite.
-    pub(crate) fn offer(&self, core: &Core, message: &Message, frame: Option<&[u8]>) -> Offered {
+    /// Writes the broadcast's message to the socket without waiting, when nothing else waits
+    /// to be written: one of `frames` (encoded once for every member that takes the same
+    /// bytes) straight to the socket when it can, else through tungstenite.
+    pub(crate) fn offer(&self, core: &Core, frames: &BroadcastFrames) -> Offered {
         let Some(driven) = self.0.upgrade() else {
             return Offered::Gone;
         };
@@ -47,14 +46,12 @@ impl Member {
         if driven.unsent.is_some() || driven.send_waiting || driven.flush_waiting {
             return Offered::Busy;
         }
-        let written = frame.map_or(FrameWrite::Refused, |frame| {
-            driven.connection.try_write_frame(frame)
-        });
+        let written = driven.connection.try_write_broadcast(frames);
         let mut unsent = match written {
             FrameWrite::Written => return Offered::Sent,
             // Only the rest of the frame is left to write: a flush does it.
             FrameWrite::Partly => None,
-            FrameWrite::Refused => Some(message.clone()),
+            FrameWrite::Refused => Some(frames.message().clone()),
         };
         let mut cx = driven.readiness.waker_context();
         let sent = driven.connection.poll_send(&mut cx, &mut unsent);

@@ -2,13 +2,17 @@
 //! that go around tungstenite: a small send that the socket takes at once
 //! (`Connection::try_write_data`: no copy into a message, no pass through tungstenite's
 //! writer, which would copy the payload twice more) and a broadcast, encoded once for
-//! every member (`encode_server_frame`).
+//! every member (`BroadcastFrames`: plain, and compressed once per window size for members
+//! without context takeover).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::net::deflate;
 
 /// Payloads up to this size are framed here; larger ones go through tungstenite (their
 /// copies cost little beside their writes, and the scratch buffer stays small).
@@ -56,6 +60,50 @@ pub fn encode_server_frame(message: &Message) -> Option<Vec<u8>> {
     let mut frame = Vec::with_capacity(payload.len() + 10);
     encode_into(&mut frame, payload, is_text, None)?;
     Some(frame)
+}
+
+/// A broadcast's frames, each made at most once for every member that takes it: the plain
+/// frame, and for members that compress each message standing alone (no context takeover)
+/// the compressed frame of their window size.
+pub struct BroadcastFrames<'a> {
+    message: &'a Message,
+    plain: Option<Vec<u8>>,
+    compressed: RefCell<Vec<(u8, Rc<[u8]>)>>,
+}
+
+impl<'a> BroadcastFrames<'a> {
+    pub fn new(message: &'a Message) -> Self {
+        BroadcastFrames {
+            message,
+            plain: encode_server_frame(message),
+            compressed: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn message(&self) -> &Message {
+        self.message
+    }
+
+    /// The uncompressed frame; None for a message of another kind than TEXT or BINARY.
+    pub fn plain(&self) -> Option<&[u8]> {
+        self.plain.as_deref()
+    }
+
+    /// The frame compressed standing alone with a window of `window_bits`.
+    pub fn compressed(&self, window_bits: u8) -> Option<Rc<[u8]>> {
+        let (payload, is_text): (&[u8], bool) = match self.message {
+            Message::Text(text) => (text.as_bytes(), true),
+            Message::Binary(bytes) => (bytes, false),
+            _ => return None,
+        };
+        let mut made = self.compressed.borrow_mut();
+        if let Some((_, frame)) = made.iter().find(|(bits, _)| *bits == window_bits) {
+            return Some(Rc::clone(frame));
+        }
+        let frame: Rc<[u8]> = deflate::standalone_frame(payload, is_text, window_bits).into();
+        made.push((window_bits, Rc::clone(&frame)));
+        Some(frame)
+    }
 }
 
 /// Appends to `out` one final TEXT or BINARY frame of `payload`, masked with `mask` if any.
@@ -167,5 +215,30 @@ mod tests {
     fn payloads_above_the_limit_are_left_to_tungstenite() {
         let payload = vec![0; MAX_DIRECT_PAYLOAD + 1];
         assert_eq!(with_data_frame(&payload, false, true, |_| ()), None);
+    }
+}
+
+#[cfg(test)]
+mod broadcast_tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::Bytes;
+
+    #[test]
+    fn a_broadcast_compresses_once_per_window_and_the_frame_stands_alone() {
+        let message = Message::text("broadcast ".repeat(500));
+        let frames = BroadcastFrames::new(&message);
+        let first = frames.compressed(12).expect("a data message");
+        let again = frames.compressed(12).expect("a data message");
+        assert!(Rc::ptr_eq(&first, &again), "made once");
+        assert!(!Rc::ptr_eq(
+            &first,
+            &frames.compressed(15).expect("another window")
+        ));
+        assert_eq!(first[0], 0xC1, "FIN, RSV1, TEXT");
+        assert!(first.len() < 200);
+        assert_eq!(frames.plain().map(<[u8]>::len), Some(5000 + 4));
+        assert!(BroadcastFrames::new(&Message::Ping(Bytes::new()))
+            .compressed(15)
+            .is_none());
     }
 }

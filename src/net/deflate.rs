@@ -25,6 +25,13 @@ use deflate_frames::DeflateFrames;
 use inflate_frames::{Failure, InflateFrames};
 pub use params::{Agreed, Wishes};
 
+/// The frame of a TEXT (`is_text`) or BINARY message of `payload`, compressed standing
+/// alone with a window of `window_bits` (unmasked: a server's, the same for every member
+/// of a broadcast).
+pub fn standalone_frame(payload: &[u8], is_text: bool, window_bits: u8) -> Vec<u8> {
+    deflate_frames::standalone_frame(payload, is_text, window_bits)
+}
+
 /// The most bytes read from the socket at once, and the inflated bytes held for
 /// tungstenite before the socket is read again.
 const BATCH: usize = 64 * 1024;
@@ -84,9 +91,15 @@ impl Compression {
         (reading, self.encoded.len())
     }
 
-    /// Whether bytes wait to be written to the socket.
+    /// Whether bytes wait to be written to the socket (or a frame tungstenite began).
     pub fn has_unwritten(&self) -> bool {
-        !self.encoded.is_empty()
+        !self.encoded.is_empty() || self.deflate.has_partial()
+    }
+
+    /// The window this side deflates with when every message stands alone (no context
+    /// takeover): then one frame compressed for a broadcast serves every such connection.
+    pub fn standalone_window(&self) -> Option<u8> {
+        self.deflate.standalone_window()
     }
 
     /// Fills `buf` for tungstenite: inflated bytes first, then work on what was read, then

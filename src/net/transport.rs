@@ -21,6 +21,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::net::batched_read::BatchedRead;
+use crate::net::data_frame::BroadcastFrames;
 use crate::net::deflate::Compression;
 use crate::net::departure;
 pub use crate::net::departure::PeerGone;
@@ -244,13 +245,36 @@ impl Transport {
     /// waits to be written. (A TLS connection encrypts per connection anyway: its frames go
     /// through tungstenite.)
     pub fn try_write_frame(&mut self, frame: &[u8]) -> FrameWrite {
-        let Inner::Plain(tcp) = &self.inner else {
-            return FrameWrite::Refused;
-        };
         if self.compression.is_some() {
             // Its messages go through tungstenite, and out compressed.
             return FrameWrite::Refused;
         }
+        self.write_around(frame)
+    }
+
+    /// Writes a broadcast's frame that fits this connection: the plain one, or with
+    /// compression the one compressed standing alone for its window (with context
+    /// takeover, a message goes through tungstenite and is compressed for this connection).
+    pub fn try_write_broadcast(&mut self, frames: &BroadcastFrames) -> FrameWrite {
+        match self.compression.as_ref().map(|c| c.standalone_window()) {
+            None => frames
+                .plain()
+                .map_or(FrameWrite::Refused, |frame| self.write_around(frame)),
+            Some(None) => FrameWrite::Refused,
+            Some(Some(_)) if self.compression.as_ref().is_some_and(|c| c.has_unwritten()) => {
+                FrameWrite::Refused
+            }
+            Some(Some(bits)) => frames
+                .compressed(bits)
+                .map_or(FrameWrite::Refused, |frame| self.write_around(&frame)),
+        }
+    }
+
+    /// Writes a whole encoded frame straight to a plain socket (see `try_write_frame`).
+    fn write_around(&mut self, frame: &[u8]) -> FrameWrite {
+        let Inner::Plain(tcp) = &self.inner else {
+            return FrameWrite::Refused;
+        };
         if self.writer_holds_bytes || !self.frame_rest.is_empty() {
             return FrameWrite::Refused;
         }
@@ -421,6 +445,16 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.compression.is_some() {
+            // A broadcast's frame begun around tungstenite goes out first.
+            match this.poll_write_frame_rest(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => {
+                    this.writer_holds_bytes = true;
+                    return other.map_ok(|()| 0);
+                }
+            }
+        }
         if let Some(compression) = this.compression.as_mut() {
             let result = compression.poll_write(&mut this.inner, cx, buf);
             this.writer_holds_bytes = result.is_pending();

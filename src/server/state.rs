@@ -12,7 +12,7 @@ use super::cluster::Group;
 use super::StageOutcome;
 use crate::copas::driven::EndNotice;
 use crate::copas::member::{Member, Offered};
-use crate::net::data_frame::encode_server_frame;
+use crate::net::data_frame::BroadcastFrames;
 use crate::runtime::core::Core;
 use crate::runtime::ready::Readiness;
 
@@ -82,10 +82,10 @@ impl ServerState {
                 .flat_map(|members| members.iter().map(|(id, member)| (*id, member.clone())))
                 .collect()
         };
-        let frame = encode_server_frame(message);
+        let frames = BroadcastFrames::new(message);
         let mut busy = Vec::new();
         for (id, member) in members {
-            if member.offer(core, message, frame.as_deref()) == Offered::Busy {
+            if member.offer(core, &frames) == Offered::Busy {
                 busy.push(id);
             }
         }

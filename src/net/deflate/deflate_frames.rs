@@ -33,6 +33,18 @@ impl DeflateFrames {
         }
     }
 
+    /// Whether tungstenite wrote part of a frame that is not complete yet.
+    pub fn has_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
+    /// The window messages are compressed with when each stands alone.
+    pub fn standalone_window(&self) -> Option<u8> {
+        self.agreed
+            .deflate_no_context_takeover
+            .then_some(self.agreed.deflate_window_bits)
+    }
+
     /// Takes all of `written` (bytes tungstenite wrote), appending to `out` the frames it
     /// completes, compressed where they are whole messages.
     pub fn take(&mut self, mut written: &[u8], out: &mut Vec<u8>) {
@@ -85,23 +97,38 @@ impl DeflateFrames {
                 .get_or_insert_with(|| Deflater::new(bits))
                 .message(&payload, &mut compressed);
         }
-        let data = if first & 0x0f == 1 {
-            Data::Text
-        } else {
-            Data::Binary
-        };
         let mask = self.masked.then(rand::random::<[u8; 4]>);
-        let header = FrameHeader {
-            rsv1: true,
-            opcode: OpCode::Data(data),
-            mask,
-            ..FrameHeader::default()
-        };
-        // Formatting into a Vec cannot fail.
-        let _ = header.format(compressed.len() as u64, out);
-        if let Some(mask) = mask {
-            apply_mask(&mut compressed, mask);
-        }
-        out.extend_from_slice(&compressed);
+        compressed_frame(&mut compressed, first & 0x0f == 1, mask, out);
     }
+}
+
+/// Appends to `out` a final compressed frame (RSV1) of `compressed`, masked with `mask`.
+fn compressed_frame(
+    compressed: &mut [u8],
+    is_text: bool,
+    mask: Option<[u8; 4]>,
+    out: &mut Vec<u8>,
+) {
+    let data = if is_text { Data::Text } else { Data::Binary };
+    let header = FrameHeader {
+        rsv1: true,
+        opcode: OpCode::Data(data),
+        mask,
+        ..FrameHeader::default()
+    };
+    // Formatting into a Vec cannot fail.
+    let _ = header.format(compressed.len() as u64, out);
+    if let Some(mask) = mask {
+        apply_mask(compressed, mask);
+    }
+    out.extend_from_slice(compressed);
+}
+
+/// A server's frame of one message compressed standing alone (see deflate.rs).
+pub(super) fn standalone_frame(payload: &[u8], is_text: bool, window_bits: u8) -> Vec<u8> {
+    let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+    standalone_message(window_bits, payload, &mut compressed);
+    let mut frame = Vec::with_capacity(compressed.len() + 10);
+    compressed_frame(&mut compressed, is_text, None, &mut frame);
+    frame
 }
