@@ -32,14 +32,13 @@ impl Deflater {
         loop {
             let consumed = (self.compress.total_in() - start) as usize;
             out.reserve((input.len() - consumed) / 2 + 64);
-            let spare = out.capacity() - out.len();
             // Compressing into memory cannot fail: only a misused stream errs.
             let _ = self
                 .compress
                 .compress_vec(&input[consumed..], out, FlushCompress::Sync);
             let consumed = (self.compress.total_in() - start) as usize;
             // Done once all is in and the flush did not run out of room.
-            if consumed == input.len() && out.capacity() - out.len() > 0 && spare > 0 {
+            if consumed == input.len() && out.len() < out.capacity() {
                 break;
             }
         }

@@ -4,6 +4,8 @@
 //! fragmented message, pass through as they are: an uncompressed message is allowed on a
 //! connection that negotiated compression (RFC 7692 section 6).
 
+use std::borrow::Cow;
+
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 
@@ -80,14 +82,18 @@ impl DeflateFrames {
             out.extend_from_slice(frame);
             return;
         }
-        let mut payload = frame[header_len..].to_vec();
-        if frame[1] & 0x80 != 0 {
+        // A client's frame is unmasked into a copy; a server's payload is used in place.
+        let payload: Cow<[u8]> = if frame[1] & 0x80 != 0 {
             let at = header_len - 4;
+            let mut unmasked = frame[header_len..].to_vec();
             apply_mask(
-                &mut payload,
+                &mut unmasked,
                 [frame[at], frame[at + 1], frame[at + 2], frame[at + 3]],
             );
-        }
+            Cow::Owned(unmasked)
+        } else {
+            Cow::Borrowed(&frame[header_len..])
+        };
         let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
         if self.agreed.deflate_no_context_takeover {
             standalone_message(self.agreed.deflate_window_bits, &payload, &mut compressed);
