@@ -9,8 +9,10 @@
 # the server's CPU per message, medians of ROUNDS rounds with their spread.
 # A second table: this project's server holding CONNECTIONS connections from Python
 # (bench/deflate-connections.py) without compression, with it negotiated and idle, and
-# after one message each (context takeover keeps each connection's deflate state): the
-# server's RSS over its RSS before.
+# after one message each (context takeover keeps each connection's deflate state), and after
+# one message each without context takeover (the server's deflater is shared, the inflater
+# dropped after each message): the server's RSS over its RSS before. ROUNDS=0 gives only the
+# second table.
 #   bash bench/compression.sh        ROUNDS=3 CHATS=3000 DOCS=600 CONNECTIONS=1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,9 +85,10 @@ round() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { printf "%s (%s-%s)", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
 
-echo "| server | corpus | wire bytes/message to client | from client | server CPU µs/message |"
-echo "|---|---|---|---|---|"
+[ "$ROUNDS" -gt 0 ] && echo "| server | corpus | wire bytes/message to client | from client | server CPU µs/message |"
+[ "$ROUNDS" -gt 0 ] && echo "|---|---|---|---|---|"
 for corpus in chat doc; do
+  [ "$ROUNDS" -gt 0 ] || break
   count=$([ "$corpus" = chat ] && echo "$CHATS" || echo "$DOCS")
   for server in ours node python; do
     rows=$(mktemp)
@@ -97,10 +100,12 @@ for corpus in chat doc; do
 done
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# One descriptor per connection on each side.
+ulimit -n "$(ulimit -Hn)"
 echo
 echo "| $CONNECTIONS connections to this project's server | server RSS growth, MiB | KiB per connection |"
 echo "|---|---|---|"
-for mode in plain idle busy; do
+for mode in plain idle busy alone; do
   read -r pid port <<<"$(start_server ours)"
   pids+=("$pid")
   before=$(rss_kib "$pid")
@@ -109,7 +114,7 @@ for mode in plain idle busy; do
   "$python" bench/deflate-connections.py "ws://127.0.0.1:$port/" "$CONNECTIONS" "$mode" <"$fifo" >"$fifo.out" &
   client=$!
   exec 9>"$fifo"
-  for _ in $(seq 600); do grep -q '^open' "$fifo.out" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 3000); do grep -q '^open' "$fifo.out" 2>/dev/null && break; sleep 0.1; done
   sleep 1
   after=$(rss_kib "$pid")
   exec 9>&-
@@ -117,7 +122,8 @@ for mode in plain idle busy; do
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   rm -f "$fifo" "$fifo.out"
-  label=$(case "$mode" in plain) echo "no compression";; idle) echo "compression negotiated, idle";; busy) echo "compression, one message each";; esac)
+  label=$(case "$mode" in plain) echo "no compression";; idle) echo "compression negotiated, idle";; busy) echo "compression, one message each";;
+    alone) echo "compression without context takeover, one message each";; esac)
   awk -v label="$label" -v grown=$((after - before)) -v n="$CONNECTIONS" \
     'BEGIN { printf "| %s | %.1f | %.1f |\n", label, grown / 1024, grown / n }'
 done

@@ -1,7 +1,9 @@
 """The fan-out benchmark's server on Python's websockets: every message goes to every
-connection with websockets.broadcast. bench/fanout.sh runs it."""
+connection with websockets.broadcast. bench/fanout.sh runs it. With FANOUT_DEFLATE set in
+the environment, it agrees to permessage-deflate (websockets' default settings)."""
 
 import asyncio
+import os
 import sys
 
 from websockets.asyncio.server import broadcast, serve
@@ -21,7 +23,15 @@ async def handler(ws):
 async def main(port):
     # No keepalive pings: the benchmark's listeners are raw sockets that never answer them
     # (Node's ws and this project's server do not ping unless asked to either).
-    async with serve(handler, "127.0.0.1", port, max_size=None, ping_interval=None):
+    compression = "deflate" if os.environ.get("FANOUT_DEFLATE") else None
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        max_size=None,
+        ping_interval=None,
+        compression=compression,
+    ):
         print("listening", flush=True)
         await asyncio.get_running_loop().create_future()
 

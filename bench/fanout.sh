@@ -10,6 +10,10 @@
 # delivery meanwhile: all its threads, user and kernel; for a cluster, both processes). The
 # row gives the medians over the runs and the spread of the deliveries per second. The
 # servers of one size take their runs in turn.
+# DEFLATE=1 measures compressed broadcasts instead: every server agrees to permessage-deflate
+# (Node's ws with perMessageDeflate and threshold 0, Python's websockets with its default,
+# ours with compression = 'deflate'), the listeners offer it without context takeover and
+# the message is a JSON chat message of MESSAGE bytes (default 1024; 64 without DEFLATE).
 #   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +23,12 @@ LUA=${LUA:-lua5.4}
 SIZES=${SIZES:-"1000 10000"}
 ROUNDS=${ROUNDS:-3}
 BROADCASTS=${BROADCASTS:-100}
+if [ -n "${DEFLATE:-}" ]; then
+  MESSAGE=${MESSAGE:-1024}
+  export FANOUT_DEFLATE=1 LOADGEN_DEFLATE=1
+else
+  MESSAGE=${MESSAGE:-64}
+fi
 
 prepare_lua "$LUA"
 ensure_python_websockets
@@ -46,8 +56,8 @@ start() {
 run_once() {
   local name=$1 trigger=$2 output
   shift 2
-  output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" 64 "$@")
-  awk '{ print $2, $4, $6, $14 }' <<<"$output" >>"build/run/fanout-$name.results"
+  output=$(LOADGEN_SERVER_PIDS=$SERVERS taskset -c 1 target/release/loadgen fanout "$trigger" "$BROADCASTS" "$MESSAGE" "$@")
+  awk '{ print $2, $4, $6, $16, $14 }' <<<"$output" >>"build/run/fanout-$name.results"
   wait_idle
 }
 
@@ -69,14 +79,15 @@ row() {
   python3 - "$1" "build/run/fanout-$2.results" <<'PY'
 import statistics, sys
 label, path = sys.argv[1:3]
-rates, lasts, lasts99, cpus = zip(*([float(v) for v in line.split()] for line in open(path)))
+rates, lasts, lasts99, cpus, frames = zip(*([float(v) for v in line.split()] for line in open(path)))
 print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} "
-      f"| {statistics.median(lasts):.2f} / {statistics.median(lasts99):.2f} | {statistics.median(cpus):.2f} |")
+      f"| {statistics.median(lasts):.2f} / {statistics.median(lasts99):.2f} | {statistics.median(cpus):.2f} "
+      f"| {statistics.median(frames):,.0f} |")
 PY
 }
 
-echo "| server, connections | deliveries/s (median) | spread | ms until the last has it, p50 / p99 (medians) | server CPU µs per delivery (median) |"
-echo "|---|---|---|---|---|"
+echo "| server, connections | deliveries/s (median) | spread | ms until the last has it, p50 / p99 (medians) | server CPU µs per delivery (median) | bytes per delivery |"
+echo "|---|---|---|---|---|---|"
 # The three servers run side by side, idle but for the one measured, and take their runs in
 # turn: a drift in the machine's speed then falls on all of them alike.
 for size in $SIZES; do

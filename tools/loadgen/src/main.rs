@@ -30,6 +30,10 @@
 //! every listener: the median and 99th percentile of the time until the last delivery. Then
 //! ROUNDS broadcasts triggered back to back: deliveries per second, and with
 //! LOADGEN_SERVER_PIDS (the server's pids) the servers' CPU time per delivery meanwhile.
+//! With LOADGEN_DEFLATE set, the listeners offer permessage-deflate without context
+//! takeover (so that every broadcast is the same bytes, which one server may compress once
+//! for all), the message is a JSON chat message of SIZE bytes instead of one letter
+//! repeated, and a broadcast that arrives uncompressed is an error.
 
 use std::time::Duration;
 
@@ -112,13 +116,36 @@ async fn open_connections(
     count: usize,
     size: usize,
 ) -> Result<Vec<Connection>, Failure> {
+    open_offering(url, count, size, None).await
+}
+
+/// `open_connections`, each handshake offering the extension `offer` when there is one,
+/// which the server must accept.
+async fn open_offering(
+    url: &str,
+    count: usize,
+    size: usize,
+    offer: Option<&str>,
+) -> Result<Vec<Connection>, Failure> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let gate = std::rc::Rc::new(Semaphore::new(200));
     let opening = (0..count).map(|_| {
         let gate = gate.clone();
         async move {
             let _permit = gate.acquire().await?;
             let config = Some(config_for(size));
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(url, config, true).await?;
+            let mut request = url.into_client_request()?;
+            if let Some(offer) = offer {
+                request
+                    .headers_mut()
+                    .insert("Sec-WebSocket-Extensions", offer.parse()?);
+            }
+            let (ws, response) =
+                tokio_tungstenite::connect_async_with_config(request, config, true).await?;
+            let agreed = response.headers().get("Sec-WebSocket-Extensions");
+            if offer.is_some() && agreed.is_none() {
+                return Err("the server did not agree to the extension offered".into());
+            }
             Ok::<_, Failure>(ws)
         }
     });
@@ -408,24 +435,18 @@ fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// The bytes a server sends for one unmasked text frame of `size` bytes.
-fn frame_len(size: usize) -> usize {
-    size + match size {
-        0..=125 => 2,
-        126..=65535 => 4,
-        _ => 10,
-    }
-}
-
 async fn fanout(
     trigger_url: &str,
     rounds: usize,
     size: usize,
     targets: &[(String, usize)],
 ) -> Result<(), Failure> {
+    let deflate = std::env::var_os("LOADGEN_DEFLATE").is_some();
+    let offer = deflate
+        .then_some("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
     let mut listeners = Vec::new();
     for (url, count) in targets {
-        for ws in open_connections(url, *count, size).await? {
+        for ws in open_offering(url, *count, size, offer).await? {
             match ws.into_inner() {
                 tokio_tungstenite::MaybeTlsStream::Plain(tcp) => listeners.push(tcp),
                 _ => return Err("fanout needs ws:// URLs".into()),
@@ -437,13 +458,18 @@ async fn fanout(
             .await?;
     // Every server has the connections registered once this round trip is done.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let payload = Utf8Bytes::try_from(Bytes::from("b".repeat(size)))?;
+    let payload = if deflate {
+        chat_message(size)
+    } else {
+        "b".repeat(size)
+    };
+    let payload = Utf8Bytes::try_from(Bytes::from(payload))?;
     let started = Instant::now();
-    let mut until_last =
-        one_broadcast_at_a_time(&mut trigger, &listeners, &payload, rounds).await?;
+    let (frame, mut until_last) =
+        one_broadcast_at_a_time(&mut trigger, &listeners, &payload, rounds, deflate).await?;
     let servers = ServerCpu::from_env()?;
     let burst_started = Instant::now();
-    all_broadcasts_at_once(&mut trigger, &listeners, &payload, rounds).await?;
+    all_broadcasts_at_once(&mut trigger, &listeners, &payload, rounds, frame).await?;
     let burst = burst_started.elapsed();
     let deliveries = listeners.len() * rounds;
     let server_cpu = match servers {
@@ -456,7 +482,7 @@ async fn fanout(
     until_last.sort();
     let percentile = |p: usize| until_last[(until_last.len() * p / 100).min(until_last.len() - 1)];
     println!(
-        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2}{server_cpu}",
+        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2} frame_bytes {frame}{server_cpu}",
         deliveries as f64 / burst.as_secs_f64(),
         percentile(50).as_secs_f64() * 1e3,
         percentile(99).as_secs_f64() * 1e3,
@@ -467,24 +493,95 @@ async fn fanout(
     Ok(())
 }
 
-/// `rounds` broadcasts, each sent once the previous one reached every listener: how long
-/// until the last listener has a broadcast, one per round.
+/// `rounds` broadcasts, each sent once the previous one reached every listener: the size of
+/// a broadcast's frame (read from the first listener, then counted on the others), and how
+/// long until the last listener has a broadcast, one per round.
 async fn one_broadcast_at_a_time(
     trigger: &mut Connection,
     listeners: &[tokio::net::TcpStream],
     payload: &Utf8Bytes,
     rounds: usize,
-) -> Result<Vec<Duration>, Failure> {
+    compressed: bool,
+) -> Result<(usize, Vec<Duration>), Failure> {
+    let (first, others) = listeners.split_first().ok_or("no listeners")?;
     let mut until_last = Vec::with_capacity(rounds);
+    let mut frame = None;
     for _ in 0..rounds {
         let sent = Instant::now();
         trigger.send(Message::Text(payload.clone())).await?;
-        read_from_every(listeners, frame_len(payload.len())).await?;
+        let (length, rsv1) = read_frame(first).await?;
+        if compressed != rsv1 {
+            return Err(format!("a broadcast arrived with RSV1 {rsv1}").into());
+        }
+        if frame.is_some_and(|known| known != length) {
+            return Err("broadcasts of the same message differ in size".into());
+        }
+        frame = Some(length);
+        read_from_every(others, length).await?;
         until_last.push(sent.elapsed());
         // The trigger connection gets the broadcast too, when it is in the group.
         let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
     }
-    Ok(until_last)
+    Ok((frame.ok_or("no rounds")?, until_last))
+}
+
+/// Reads one server frame from `tcp`: its length on the wire, and whether RSV1 (compressed)
+/// was set.
+async fn read_frame(tcp: &tokio::net::TcpStream) -> Result<(usize, bool), Failure> {
+    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    let mut head = [0u8; 10];
+    read_exact(tcp, &mut head[..2]).await?;
+    let (extra, length) = match head[1] & 0x7f {
+        126 => {
+            read_exact(tcp, &mut head[2..4]).await?;
+            (2, usize::from(u16::from_be_bytes([head[2], head[3]])))
+        }
+        127 => {
+            read_exact(tcp, &mut head[2..10]).await?;
+            let mut long = [0u8; 8];
+            long.copy_from_slice(&head[2..10]);
+            (8, usize::try_from(u64::from_be_bytes(long))?)
+        }
+        short => (0, usize::from(short)),
+    };
+    read_bytes(tcp, length, &scratch).await?;
+    Ok((2 + extra + length, head[0] & 0x40 != 0))
+}
+
+/// Fills `buffer` from `tcp`.
+async fn read_exact(tcp: &tokio::net::TcpStream, buffer: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        tcp.readable().await?;
+        match tcp.try_read(&mut buffer[filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => filled += read,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// A JSON chat message of exactly `size` bytes (at least 64): a user, a room and words of a
+/// small vocabulary, as chat traffic looks to a compressor.
+fn chat_message(size: usize) -> String {
+    const WORDS: [&str; 16] = [
+        "hello", "the", "meeting", "is", "at", "noon", "see", "you", "there", "with", "slides",
+        "about", "latency", "numbers", "and", "coffee",
+    ];
+    let mut text = String::new();
+    let mut state = 7u32;
+    let head = r#"{"user":"alice","room":"lobby","text":""#;
+    while head.len() + text.len() + 2 < size {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        text.push_str(WORDS[(state >> 16) as usize % WORDS.len()]);
+        text.push(' ');
+    }
+    let mut message = format!("{head}{text}");
+    message.truncate(size.saturating_sub(2).max(head.len()));
+    message.push_str(r#""}"#);
+    message
 }
 
 /// `rounds` broadcasts triggered back to back, then read until every listener has them all:
@@ -496,12 +593,13 @@ async fn all_broadcasts_at_once(
     listeners: &[tokio::net::TcpStream],
     payload: &Utf8Bytes,
     rounds: usize,
+    frame: usize,
 ) -> Result<(), Failure> {
     for _ in 0..rounds {
         trigger.feed(Message::Text(payload.clone())).await?;
     }
     trigger.flush().await?;
-    read_from_every(listeners, frame_len(payload.len()) * rounds).await?;
+    read_from_every(listeners, frame * rounds).await?;
     // Drain the trigger's own copies (when it is in the group) for a tidy close.
     for _ in 0..rounds {
         if tokio::time::timeout(Duration::from_millis(200), trigger.next())
