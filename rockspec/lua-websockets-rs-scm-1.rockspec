@@ -54,6 +54,13 @@ build = {
       ["websocket.server_copas"] = "lua/websocket/server_copas.lua",
       ["websocket.wait"] = "lua/websocket/wait.lua",
       ["websocket.pause"] = "lua/websocket/pause.lua",
+      ["websocket.client_luv"] = "lua/websocket/client_luv.lua",
+      ["websocket.server_luv"] = "lua/websocket/server_luv.lua",
+      ["websocket.luv_loop"] = "lua/websocket/luv_loop.lua",
+      ["websocket.callback_driver"] = "lua/websocket/callback_driver.lua",
+      ["websocket.callback_connection"] = "lua/websocket/callback_connection.lua",
+      ["websocket.callback_client"] = "lua/websocket/callback_client.lua",
+      ["websocket.callback_server"] = "lua/websocket/callback_server.lua",
     },
   },
 }

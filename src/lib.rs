@@ -41,6 +41,10 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
     )?;
     exports.set("listen", lua.create_function(binding::server::listen)?)?;
     exports.set("PENDING", binding::contract::pending())?;
+    exports.set(
+        "check_send",
+        lua.create_function(binding::options::check_send)?,
+    )?;
     binding::core_functions::export(lua, &exports)?;
     Ok(exports)
 }

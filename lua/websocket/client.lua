@@ -1,10 +1,12 @@
 --- `websocket.client`: the client flavours.
--- `sync` (and its alias `new`) is loaded at once; `copas` loads copas, so only on first use.
+-- `sync` (and its alias `new`) is loaded at once; `copas` (which loads copas) and `luv`
+-- (which loads luv) only on first use.
 
 local sync = require'websocket.client_sync'
 
 local lazy_flavours = {
   copas = 'websocket.client_copas',
+  luv = 'websocket.client_luv',
 }
 
 return setmetatable({ sync = sync, new = sync }, {

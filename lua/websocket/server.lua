@@ -1,7 +1,9 @@
---- `websocket.server`: the server flavours, loaded on first use (each one loads copas).
+--- `websocket.server`: the server flavours, loaded on first use (`copas` loads copas,
+-- `luv` loads luv).
 
 local lazy_flavours = {
   copas = 'websocket.server_copas',
+  luv = 'websocket.server_luv',
 }
 
 return setmetatable({}, {

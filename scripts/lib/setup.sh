@@ -4,12 +4,13 @@
 # Debian packages the project needs: the Lua interpreters and their headers, LuaRocks,
 # busted, luasocket/luasec/copas for the specs, openssl for test certificates, Python's venv
 # and Node.js with npm for the peers written in those languages, chromium as the browser
-# the specs drive, luacheck for the Lua lint, and redis-server, nginx and tinyproxy, which
-# the specs start on free ports of their own (never as system services).
+# the specs drive, luacheck for the Lua lint, redis-server, nginx and tinyproxy, which
+# the specs start on free ports of their own (never as system services), and luv (for
+# every Lua) and Neovim for the luv flavour.
 SYSTEM_PACKAGES="lua5.1 lua5.2 lua5.3 lua5.4 luajit liblua5.1-0-dev liblua5.2-dev
   liblua5.3-dev liblua5.4-dev libluajit-5.1-dev luarocks lua-busted lua-socket lua-sec
   lua-copas openssl ca-certificates pkg-config python3 python3-venv nodejs npm chromium
-  lua-check redis-server nginx tinyproxy"
+  lua-check redis-server nginx tinyproxy lua-luv neovim"
 
 log() { printf '== %s\n' "$*" >&2; }
 

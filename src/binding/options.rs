@@ -122,6 +122,18 @@ pub fn message_to_send(payload: Value, opcode: Value) -> mlua::Result<Message> {
     }
 }
 
+/// `check_send(message, opcode)`: `true` when a send of these arguments would be taken, else
+/// `false, message` naming the bad argument. The callback flavours check a send they queue
+/// behind one in progress, so that a bad argument raises at the program's call.
+pub fn check_send(
+    lua: &mlua::Lua,
+    (payload, opcode): (Value, Value),
+) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLuaMulti;
+    let checked = message_to_send(payload, opcode).and_then(|_| true.into_lua_multi(lua));
+    argument_errors_as_values(lua, checked)
+}
+
 /// A close code the caller may send: 1000-1003, 1007-1014, 3000-4999 (RFC 6455 7.4).
 pub fn close_code(value: Value) -> mlua::Result<u16> {
     let code = match value {
