@@ -6,4 +6,5 @@ files['lua'] = { std = 'min', read_globals = { 'jit', '_VERSION', 'rawget', '_G'
 files['spec'] = { std = '+busted' }
 -- Scripts that headless Neovim runs (spec/neovim_spec.lua).
 files['spec/neovim'] = { read_globals = { 'vim' } }
+files['examples/neovim-websocket.lua'] = { read_globals = { 'vim' } }
 exclude_files = { 'build', 'target' }

@@ -51,6 +51,14 @@ describe_here('the luv flavour in headless Neovim', function()
     assert.is_nil(output:find('wrong echo', 1, true), output)
   end)
 
+  it('runs the Neovim example, which shows incoming messages in a buffer', function()
+    local output, ok = neovim('spec/neovim/snippet.lua', { WEBSOCKET_URL = peers.rust('/echo') })
+    assert.is_true(ok, output)
+    assert.matches('connected to ws://', output, 1, true)
+    assert.matches('\n> hello from neovim\n< hello from neovim\n', output, 1, true)
+    assert.matches('closed: clean=true code=1000', output, 1, true)
+  end)
+
   it('serves a Python websockets client from inside Neovim', function()
     local output, ok = neovim('spec/neovim/server.lua', {
       WS_NVIM_PORT = tostring(process.free_port()),
