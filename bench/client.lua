@@ -2,7 +2,8 @@
 -- bytes one at a time and prints `messages/s N MB/s N`, then `cpu_us_per_message N` (the
 -- process's CPU time, user and kernel, over the echoes). The same file measures
 -- lua-websockets, whose API is the same, when LUA_PATH finds it first.
--- usage: lua bench/client.lua sync|copas URL COUNT SIZE [binary]
+-- The luv flavour sends each message from the previous echo's on_message callback.
+-- usage: lua bench/client.lua sync|copas|luv URL COUNT SIZE [binary]
 
 local socket = require'socket'
 local websocket = require'websocket'
@@ -30,8 +31,41 @@ local function echo_all()
   return elapsed
 end
 
+--- The same with the luv client's callbacks: each echo's on_message sends the next.
+local function echo_all_luv()
+  local uv = require'luv'
+  local client = websocket.client.luv({ timeout = 30 })
+  local started, elapsed
+  local echoed = 0
+  client:on_open(function(ws)
+    cpu_started = os.clock()
+    started = socket.gettime()
+    assert(ws:send(payload, opcode))
+  end)
+  client:on_message(function(ws, message)
+    assert(#message == size)
+    echoed = echoed + 1
+    if echoed < count then
+      assert(ws:send(payload, opcode))
+    else
+      elapsed = socket.gettime() - started
+      cpu_used = os.clock() - cpu_started
+      ws:close()
+    end
+  end)
+  client:on_error(function(_, err)
+    error(err)
+  end)
+  client:connect(url)
+  uv.run()
+  assert(elapsed, 'the echoes did not finish')
+  return elapsed
+end
+
 local elapsed
-if flavour == 'copas' then
+if flavour == 'luv' then
+  elapsed = echo_all_luv()
+elseif flavour == 'copas' then
   local copas = require'copas'
   -- PUC Lua 5.1 cannot yield across pcall; coxpcall (a dependency of copas) can.
   local pcall = (_VERSION == 'Lua 5.1' and not rawget(_G, 'jit')) and require'coxpcall'.pcall

@@ -5,7 +5,7 @@
 # under valgrind, zero-filling tungstenite's default 128 KiB buffer before every read would
 # dominate the count), a copas server echoing lines over plain TCP (bench/tcp-echo-copas.lua:
 # copas' own loop with no WebSocket work, the floor under any copas server) and this
-# project's copas echo server, each on every Lua of LUAS. For each, runs of SMALL and LARGE
+# project's copas and luv echo servers, each on every Lua of LUAS. For each, runs of SMALL and LARGE
 # messages of SIZE bytes on one connection; instructions per message = (I_large - I_small) /
 # (LARGE - SMALL), which takes out the connection's own cost. Kernel work is not counted.
 # Two columns: back to back (each message sent as soon as the last echo came: under
@@ -14,7 +14,7 @@
 # messages: the server is idle when a message comes and waits for it in copas' select, the
 # path every message of a native echo takes).
 # A second table does the same for whole client processes (tools/loadgen as plain Rust, and
-# bench/client.lua's sync and copas clients) against plain tokio-tungstenite's echo server,
+# bench/client.lua's sync, copas and luv clients) against plain tokio-tungstenite's echo server,
 # paced, beside luasocket over plain TCP (bench/tcp-client.lua), the floor under them.
 # A third counts the system calls per message of a native run with perf's tracepoints
 # (when perf works here).
@@ -121,6 +121,10 @@ for lua in $LUAS; do
   start_under_callgrind "$lua" examples/echo-server-copas.lua "$port"
   wait_port "$port"
   measure_row "lua-websockets-rs copas server ($lua)" echo "ws://127.0.0.1:$port/"
+  port=$(free_port)
+  start_under_callgrind "$lua" examples/echo-server-luv.lua "$port"
+  wait_port "$port"
+  measure_row "lua-websockets-rs luv server ($lua)" echo "ws://127.0.0.1:$port/"
 done
 fi
 
@@ -150,6 +154,7 @@ for lua in $LUAS; do
     echo "| luasocket $flavour over TCP, no WebSocket ($lua) | $(client_instructions "$lua" bench/tcp-client.lua "$flavour" "$tcp_echo") |"
     echo "| lua-websockets-rs $flavour client ($lua) | $(client_instructions "$lua" bench/client.lua "$flavour" "$plain_url") |"
   done
+  echo "| lua-websockets-rs luv client ($lua) | $(client_instructions "$lua" bench/client.lua luv "$plain_url") |"
 done
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
@@ -189,4 +194,8 @@ for lua in $LUAS; do
   start_native "$lua" examples/echo-server-copas.lua "$port"
   wait_port "$port"
   count_syscalls "lua-websockets-rs copas server ($lua)" "ws://127.0.0.1:$port/" "$pid"
+  port=$(free_port)
+  start_native "$lua" examples/echo-server-luv.lua "$port"
+  wait_port "$port"
+  count_syscalls "lua-websockets-rs luv server ($lua)" "ws://127.0.0.1:$port/" "$pid"
 done

@@ -174,6 +174,12 @@ function client.new(opts) end
 ---@return websocket.Client
 function client.copas(opts) end
 
+---A client of the luv flavour (lua-websockets' ev API on libuv): callbacks, calls that
+---never wait.
+---@param opts? websocket.LuvClientOptions
+---@return websocket.LuvClient
+function client.luv(opts) end
+
 ---@class websocket.server.copas
 local server_copas = {}
 
@@ -182,8 +188,89 @@ local server_copas = {}
 ---@return websocket.Server
 function server_copas.listen(config) end
 
+---A connection of the luv flavour: callbacks instead of receive, calls that never wait.
+---@class websocket.LuvConnection
+---@field state 'CLOSED'|'CONNECTING'|'OPEN'|'CLOSING'
+---@field compression 'deflate'|nil once a handshake agreed to permessage-deflate
+local LuvConnection = {}
+
+---Called with each whole TEXT or BINARY message.
+---@param callback fun(ws: websocket.LuvConnection, message: string, opcode: websocket.Opcode)
+function LuvConnection:on_message(callback) end
+
+---Called once when the connection has ended, cleanly or not.
+---@param callback fun(ws: websocket.LuvConnection, was_clean: boolean, code: integer, reason: string)
+function LuvConnection:on_close(callback) end
+
+---Called with a connect's failure, or an error a callback of this connection raised.
+---@param callback fun(ws: websocket.LuvConnection, err: any)
+function LuvConnection:on_error(callback) end
+
+---Sends now, or queues behind a send that waits for the socket; `nil, err` when not OPEN.
+---@param message string
+---@param opcode? websocket.Opcode TEXT, BINARY, PING or PONG
+---@return true|nil ok
+---@return string|nil err
+function LuvConnection:send(message, opcode) end
+
+---Starts the close handshake; `on_close` tells its end (unclean after `timeout`, 3 s).
+---@param code? integer 1000 by default
+---@param reason? string
+---@param timeout? number seconds
+function LuvConnection:close(code, reason, timeout) end
+
+---A client of the luv flavour.
+---@class websocket.LuvClient: websocket.LuvConnection
+local LuvClient = {}
+
+---Called when the opening handshake is done.
+---@param callback fun(ws: websocket.LuvClient, protocol: string|nil, headers: table<string, string>)
+function LuvClient:on_open(callback) end
+
+---Starts connecting and returns at once: `on_open` or `on_error` tells the outcome.
+---@param url string
+---@param protocol? string|string[]
+---@param ssl_params? websocket.SslParams
+---@param headers? table<string, string>
+function LuvClient:connect(url, protocol, ssl_params, headers) end
+
+---A server-side connection of the luv flavour.
+---@class websocket.LuvServerConnection: websocket.LuvConnection
+---@field request websocket.Request
+---@field protocol string|nil the selected protocol
+local LuvServerConnection = {}
+
+---To every OPEN connection of the same protocol, this one included.
+---@param message string
+---@param opcode? websocket.Opcode
+function LuvServerConnection:broadcast(message, opcode) end
+
+---The peer's address, like luasocket's (on a unix socket: its path, nil, 'unix').
+---@return string address
+---@return integer|nil port
+---@return 'inet'|'inet6'|'unix' family
+function LuvServerConnection:getpeername() end
+
+---@class websocket.LuvClientOptions: websocket.ClientOptions
+---@field loop? table the luv module whose loop runs the callbacks (else vim.uv, vim.loop, require'luv')
+
+---The copas server's config, with handlers that set callbacks and return.
+---@class websocket.LuvServerConfig: websocket.ServerConfig
+---@field loop? table the luv module whose loop serves (else vim.uv, vim.loop, require'luv')
+---@field protocols? table<string, fun(ws: websocket.LuvServerConnection)>
+---@field default? fun(ws: websocket.LuvServerConnection)
+
+---@class websocket.server.luv
+local server_luv = {}
+
+---Listens and serves from the luv loop; returns at once.
+---@param config websocket.LuvServerConfig
+---@return websocket.Server
+function server_luv.listen(config) end
+
 ---@class websocket.server
 ---@field copas websocket.server.copas
+---@field luv websocket.server.luv
 
 ---@class websocket
 ---@field client websocket.client

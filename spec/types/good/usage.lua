@@ -46,3 +46,24 @@ local server = websocket.server.copas.listen({
 server:broadcast('to all', websocket.TEXT, false)
 server:close(true)
 copas.loop()
+
+local luv_client = websocket.client.luv({ timeout = 5, loop = require'luv' })
+luv_client:on_open(function(ws, selected, response_headers)
+  print(selected, response_headers['server'], ws.state)
+  ws:send('hi', websocket.TEXT)
+end)
+luv_client:on_message(function(ws, message, opcode)
+  print(message:upper(), opcode == websocket.BINARY)
+  ws:close(1000, 'done', 2)
+end)
+luv_client:on_close(function(_, was_clean, code, reason) print(was_clean, code + 1, reason:upper()) end)
+luv_client:on_error(function(_, err) print(err) end)
+luv_client:connect('ws://127.0.0.1:8080/', 'echo')
+local luv_server = websocket.server.luv.listen({
+  port = 8081,
+  default = function(ws)
+    print(ws.request.path, ws.protocol, ws:getpeername())
+    ws:on_message(function(_, message) ws:broadcast(message) end)
+  end,
+})
+luv_server:close()
