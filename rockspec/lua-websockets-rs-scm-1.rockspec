@@ -52,6 +52,7 @@ build = {
       ["websocket.results"] = "lua/websocket/results.lua",
       ["websocket.server"] = "lua/websocket/server.lua",
       ["websocket.server_copas"] = "lua/websocket/server_copas.lua",
+      ["websocket.server_common"] = "lua/websocket/server_common.lua",
       ["websocket.wait"] = "lua/websocket/wait.lua",
       ["websocket.pause"] = "lua/websocket/pause.lua",
       ["websocket.client_luv"] = "lua/websocket/client_luv.lua",
