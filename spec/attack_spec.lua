@@ -51,10 +51,7 @@ local function echo_once(url, text)
   client:close()
 end
 
-local function pause(seconds)
-  local until_time = gettime() + seconds
-  copas_loop.step_until(function() return gettime() >= until_time end, seconds + 1)
-end
+local pause = copas_loop.pause
 
 --- Echoes with a normal client until `attacker` prints `word` (or `seconds` pass), then a
 -- few more; returns the echoes served and the slowest round trip (seconds).

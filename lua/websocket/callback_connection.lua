@@ -318,6 +318,18 @@ function methods:send(message, opcode)
   return nil, reason or 'wrong state'
 end
 
+--- The bytes sent that the socket has not taken yet, with the sends queued behind a
+-- waiting one.
+function methods:buffered()
+  local connection = self[STATE]
+  local queued = 0
+  local queue = connection.queue
+  for index = connection.queue_head, #queue do
+    queued = queued + #queue[index][1]
+  end
+  return connection.handle:buffered() + queued
+end
+
 --- `ws:close([code], [reason], [timeout])`: starts the closing handshake (code 1000 and an
 -- empty reason unless given); on_close tells its end, clean or not once `timeout` seconds
 -- (default 3) passed without the peer's answer.

@@ -32,6 +32,7 @@ local Server = {}
 Server.__index = Server
 
 Server.broadcast = server_common.broadcast_method
+Server.publish = server_common.publish_method
 
 --- lua-websockets' ev server set its error callback this way (config.on_error does too).
 function Server:on_error(callback)
@@ -84,6 +85,20 @@ function Server:start_connection(handle, protocol, request_id)
   end
   -- What arrived before the handler set its callbacks raised nothing new.
   connection:pump()
+end
+
+--- With max_buffered: a send that waits for the socket queues, so nothing waits anyway.
+function Server:send_later(ws, message, opcode)
+  ws:send(message, opcode)
+end
+
+function Server:sending_later(ws)
+  return ws[STATE].sending
+end
+
+--- With on_backpressure = 'close': closes a member too slow to keep up.
+function Server:close_slow(ws)
+  ws:close(1008, 'too slow')
 end
 
 function Server:connection_ended(id)

@@ -123,6 +123,11 @@ function methods:close(code, reason)
   return was_clean, close_code, close_reason
 end
 
+--- The bytes sent that the socket has not taken yet.
+function methods:buffered()
+  return self[HANDLE]:buffered()
+end
+
 local client_metatable = client_object.metatable(methods)
 -- One metatable per table of extra methods (the server has one per protocol group).
 local metatables_with_extras = setmetatable({}, { __mode = 'k' })

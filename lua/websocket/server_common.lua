@@ -5,6 +5,7 @@
 -- protocol, request_id)` and `connection_ended(id)`.
 
 local native = require'websocket_native'
+local client_object = require'websocket.client_object'
 
 local error = error
 local io_stderr = io.stderr
@@ -13,6 +14,8 @@ local pcall = pcall
 local setmetatable = setmetatable
 local tostring = tostring
 local type = type
+
+local HANDLE = client_object.HANDLE
 
 local server_common = {}
 
@@ -34,17 +37,38 @@ function server_common.report(server, message)
 end
 local report = server_common.report
 
+-- What a member over `config.max_buffered` gets: skipped (counted in `ws.dropped`), or
+-- closed with 1008.
+local function too_slow(server, ws)
+  if server.config.on_backpressure == 'close' then
+    server:close_slow(ws)
+  else
+    ws.dropped = (ws.dropped or 0) + 1
+  end
+end
+
 --- The core writes a broadcast to every member whose socket takes it at once; the members
 -- it lists as busy (something else waits to be written to them) get it from `ws:send`,
--- so that nothing is lost (a copas send waits, a callback send queues).
+-- so that nothing is lost (a copas send waits, a callback send queues). With
+-- `config.max_buffered`, nothing waits: a busy member gets it from a send of its own
+-- (`server:send_later`) unless it already has one under way or more than max_buffered
+-- bytes its socket has not taken, and then `on_backpressure` says what becomes of it. A
+-- slow member so holds at most max_buffered bytes and one message.
 function server_common.send_to_busy(server, busy, message, opcode)
   if busy == nil then
     return
   end
+  local max_buffered = server.config.max_buffered
   for index = 1, #busy do
     local ws = server.connections[busy[index]]
     if ws and ws.state == 'OPEN' then
-      ws:send(message, opcode)
+      if not max_buffered then
+        ws:send(message, opcode)
+      elseif server:sending_later(ws) or ws:buffered() > max_buffered then
+        too_slow(server, ws)
+      else
+        server:send_later(ws, message, opcode)
+      end
     end
   end
 end
@@ -61,12 +85,45 @@ function server_common.broadcast(server, message, opcode, group)
 end
 local broadcast = server_common.broadcast
 
+--- A publish to `topic`'s subscribers but connection `except` (an id, or nil), in every
+-- process of the cluster. A bad argument raises at the line that called the method
+-- calling this.
+function server_common.publish(server, topic, message, opcode, except)
+  local busy, problem = server.listener:publish(topic, message, opcode, except)
+  if busy == false then
+    error(problem, 3)
+  end
+  send_to_busy(server, busy, message, opcode)
+end
+local publish = server_common.publish
+
+-- Raises a bad topic (`false, problem` from the listener) at the program's line.
+local function checked(answer, problem)
+  if answer == false and problem then
+    error(problem, 3)
+  end
+  return answer
+end
+
 --- The methods every server-side ws has beyond its flavour's: `broadcast` to its group
--- (`key`) and `getpeername`; `extra` (optional) adds or hides some.
+-- (`key`), the topic methods and `getpeername`; `extra` (optional) adds or hides some.
 function server_common.group_methods(server, key, extra)
   local methods = {
     broadcast = function(_, message, opcode)
       broadcast(server, message, opcode, key)
+    end,
+    -- Subscriptions end with the connection. `true`, or `false` once it has ended.
+    subscribe = function(ws, topic)
+      -- Not a tail call: the error level counts this function on every Lua.
+      local subscribed = checked(server.listener:subscribe(ws[HANDLE]:id(), topic))
+      return subscribed
+    end,
+    unsubscribe = function(ws, topic)
+      checked(server.listener:unsubscribe(ws[HANDLE]:id(), topic))
+    end,
+    -- To every subscriber of `topic` but this connection.
+    publish = function(ws, topic, message, opcode)
+      publish(server, topic, message, opcode, ws[HANDLE]:id())
     end,
     -- A connection on a unix socket answers the socket's path, nil and 'unix'.
     getpeername = function(ws)
@@ -155,8 +212,9 @@ local function handle_event(server, event, detail, extra, request_id)
   elseif event == 'ended' then
     server:connection_ended(detail)
   elseif event == 'cluster' then
-    -- Another process's broadcast: `detail` the message, `extra` its opcode.
-    send_to_busy(server, server.listener:deliver(detail, extra, request_id), detail, extra)
+    -- Another process's broadcast, delivered already: `detail` the message, `extra` its
+    -- opcode, then the busy members to send it to.
+    send_to_busy(server, request_id, detail, extra)
   end
 end
 
@@ -191,6 +249,17 @@ local function check_config(config, level)
   end
   if config.on_request ~= nil and type(config.on_request) ~= 'function' then
     bad('on_request: function expected')
+  end
+  local max_buffered = config.max_buffered
+  if max_buffered ~= nil and (type(max_buffered) ~= 'number' or max_buffered < 0) then
+    bad('max_buffered: a number of bytes expected')
+  end
+  local policy = config.on_backpressure
+  if policy ~= nil and policy ~= 'drop' and policy ~= 'close' then
+    bad("on_backpressure: 'drop' or 'close' expected")
+  end
+  if policy ~= nil and max_buffered == nil then
+    bad('on_backpressure needs max_buffered')
   end
 end
 
@@ -237,6 +306,12 @@ end
 -- `config.cluster`, in every process of the cluster.
 function server_common.broadcast_method(self, message, opcode, protocol)
   broadcast(self, message, opcode, protocol)
+end
+
+--- `server:publish(topic, message, [opcode])`: to every subscriber of `topic`; with
+-- `config.cluster`, in every process of the cluster.
+function server_common.publish_method(self, topic, message, opcode)
+  publish(self, topic, message, opcode, nil)
 end
 
 return server_common

@@ -19,6 +19,7 @@ local wait_module = require'websocket.wait'
 
 local next = next
 local pairs = pairs
+local setmetatable = setmetatable
 
 local handle_of = copas_connection.handle_of
 local in_coroutine = wait_module.in_coroutine
@@ -39,6 +40,7 @@ local Server = {}
 Server.__index = Server
 
 Server.broadcast = server_common.broadcast_method
+Server.publish = server_common.publish_method
 
 -- Waits until every handle in `handles` has finished its closing handshake, or until
 -- `deadline`, when the rest are dropped.
@@ -106,6 +108,32 @@ function Server:start_connection(handle, protocol, request_id)
   end)
 end
 
+--- With max_buffered: sends to a busy member from a coroutine of its own, so that the
+-- broadcasting one never waits for it.
+function Server:send_later(ws, message, opcode)
+  local pending = self.sending_to
+  pending[ws] = true
+  copas.addthread(function()
+    ws:send(message, opcode)
+    pending[ws] = nil
+  end)
+end
+
+function Server:sending_later(ws)
+  return self.sending_to[ws] ~= nil
+end
+
+--- With on_backpressure = 'close': closes a member too slow to keep up, in the
+-- background, dropping it if its closing handshake takes longer than CLOSE_WAIT (a peer
+-- that does not read may never answer).
+function Server:close_slow(ws)
+  local handle = handle_of(ws)
+  handle:close_in_background(1008, 'too slow')
+  copas.addthread(function()
+    wait_for_closes({ handle }, now() + CLOSE_WAIT)
+  end)
+end
+
 function Server:connection_ended(id)
   self.connections[id] = nil
 end
@@ -134,6 +162,8 @@ end
 local function listen(config)
   local listener = server_common.listen(config, 2)
   local server = server_common.new(Server, config, listener)
+  -- The members a coroutine of send_later is sending to.
+  server.sending_to = setmetatable({}, { __mode = 'k' })
   server.make_methods = function(key)
     return server_common.group_methods(server, key, NO_CONNECT)
   end

@@ -31,6 +31,10 @@ usage:
                                            connection `total up <bytes> down <bytes>`
   python_probe.py unix PATH URL            echoes `over unix` on the unix socket PATH, URL
                                            giving the Host header and the resource
+  python_probe.py topics URL TOPIC         sends `sub TOPIC` and waits for `subscribed
+                                           TOPIC`, then `pub TOPIC hello from python` and
+                                           `go TOPIC`, and prints `got <message>` for each
+                                           message until `end`
 """
 
 import asyncio
@@ -191,6 +195,20 @@ def relay(target_port):
         threading.Thread(target=serve, args=(client,), daemon=True).start()
 
 
+async def topics(url, topic):
+    async with connect(url, subprotocols=["chat"]) as ws:
+        await ws.send(f"sub {topic}")
+        while await ws.recv() != f"subscribed {topic}":
+            pass
+        await ws.send(f"pub {topic} hello from python")
+        await ws.send(f"go {topic}")
+        while True:
+            message = await ws.recv()
+            print("got", message, flush=True)
+            if message == "end":
+                return
+
+
 def main(args):
     command = args[0]
     if command == "ping":
@@ -211,6 +229,8 @@ def main(args):
         relay(args[1])
     elif command == "unix":
         asyncio.run(unix(args[1], args[2]))
+    elif command == "topics":
+        asyncio.run(topics(args[1], args[2]))
     else:
         raise SystemExit(f"unknown command {command}")
 

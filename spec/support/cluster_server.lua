@@ -1,7 +1,9 @@
 --- A server process for the cluster specs: a `chat` protocol whose messages are broadcast,
--- except `whoami` (answers this process's id) and `xff` (answers the X-Forwarded-For header
--- the handler saw). Prints `listening <pid>` once it listens and `error <message>` for
--- each on_error. It agrees to permessage-deflate when a client offers it (Python's
+-- except `whoami` (answers this process's id), `xff` (answers the X-Forwarded-For header
+-- the handler saw) and the topic commands `sub TOPIC` (answers `subscribed TOPIC`),
+-- `unsub TOPIC` (answers `unsubscribed TOPIC`), `pub TOPIC TEXT` (ws:publish: every
+-- subscriber but the sender) and `spub TOPIC TEXT` (server:publish: every subscriber).
+-- Prints `listening <pid>` once it listens and `error <message>` for each on_error. It agrees to permessage-deflate when a client offers it (Python's
 -- `websockets` does): broadcasts from other processes reach such members compressed.
 --   lua spec/support/cluster_server.lua PORT REDIS_URL|none CHANNEL REUSE_PORT(0|1) PING_INTERVAL(0: off)
 
@@ -14,6 +16,27 @@ local process = require'spec.support.process'
 
 local pid = process.pid()
 local say = process.say
+
+local server
+
+-- Runs a topic command; false when `message` is not one.
+local function topic_command(ws, message)
+  local command, topic, text = message:match('^(%a+) (%S+) ?(.*)$')
+  if command == 'sub' then
+    ws:subscribe(topic)
+    ws:send('subscribed ' .. topic)
+  elseif command == 'unsub' then
+    ws:unsubscribe(topic)
+    ws:send('unsubscribed ' .. topic)
+  elseif command == 'pub' then
+    ws:publish(topic, text)
+  elseif command == 'spub' then
+    server:publish(topic, text)
+  else
+    return false
+  end
+  return true
+end
 
 local config = {
   port = tonumber(port),
@@ -35,7 +58,7 @@ local config = {
           ws:send(tostring(pid))
         elseif message == 'xff' then
           ws:send(ws.request.headers['x-forwarded-for'] or 'none')
-        else
+        elseif not topic_command(ws, message) then
           ws:broadcast(message, opcode)
         end
       end
@@ -45,6 +68,6 @@ local config = {
 if redis ~= 'none' then
   config.cluster = { redis = redis, channel = channel }
 end
-websocket.server.copas.listen(config)
+server = websocket.server.copas.listen(config)
 say('listening ', tostring(pid))
 copas.loop()

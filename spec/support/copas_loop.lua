@@ -36,6 +36,12 @@ function copas_loop.step_until(is_done, seconds)
   return true
 end
 
+--- Lets copas run for `seconds`, inside a coroutine or outside.
+function copas_loop.pause(seconds)
+  local until_time = socket.gettime() + seconds
+  copas_loop.step_until(function() return socket.gettime() >= until_time end, seconds + 1)
+end
+
 --- Runs each function in its own copas coroutine and steps copas until all have returned.
 -- An error (or failed assertion) in any of them is raised again here.
 function copas_loop.run(...)

@@ -122,6 +122,7 @@ impl UserData for CopasConnection {
                 .transpose()
         });
         methods.add_method("ready", |_, this, ()| Ok(this.is_ready()));
+        methods.add_method("buffered", |_, this, ()| Ok(this.buffered()));
         // The id `websocket_native.take_raised` reports this handle by.
         methods.add_method("id", |_, this, ()| Ok(this.id()));
         // The deadline of the wait under way (seconds on `now()`'s clock), replacing any

@@ -136,13 +136,23 @@ fn group_from_lua(group: Value) -> mlua::Result<Group> {
     }
 }
 
-/// A group as broadcast's group argument names it.
-fn group_to_lua(lua: &Lua, group: Group) -> mlua::Result<Value> {
-    Ok(match group {
-        Group::All => Value::Nil,
-        Group::Default => Value::Boolean(false),
-        Group::Protocol(name) => Value::String(lua.create_string(name)?),
-    })
+/// A topic: a non-empty string of at most 1024 bytes.
+fn topic_from_lua(topic: Value, function: &str) -> mlua::Result<String> {
+    match topic {
+        Value::String(name) if !name.as_bytes().is_empty() && name.as_bytes().len() <= 1024 => {
+            Ok(String::from_utf8_lossy(&name.as_bytes()).into_owned())
+        }
+        Value::String(_) => Err(bad_argument(
+            1,
+            function,
+            "topic: 1 to 1024 bytes expected".to_string(),
+        )),
+        other => Err(bad_argument(
+            1,
+            function,
+            expected("topic (string)", &other),
+        )),
+    }
 }
 
 /// The ids of the members a broadcast found busy: nothing, or a list.
@@ -162,11 +172,13 @@ impl UserData for Listener {
             None => ().into_lua_multi(lua),
             Some(ServerEvent::Ended(id)) => ("ended", id).into_lua_multi(lua),
             Some(ServerEvent::ClusterOutage(message)) => ("error", message).into_lua_multi(lua),
-            Some(ServerEvent::ClusterBroadcast(broadcast)) => {
+            Some(ServerEvent::ClusterBroadcast(broadcast, busy)) => {
                 let opcode = opcode_of(broadcast.is_text);
                 let payload = lua.create_string(&broadcast.payload)?;
-                let group = group_to_lua(lua, broadcast.group)?;
-                ("cluster", payload, opcode, group).into_lua_multi(lua)
+                let busy = busy_values(lua, busy)?;
+                let mut values = ("cluster", payload, opcode).into_lua_multi(lua)?;
+                values.extend(busy);
+                Ok(values)
             }
             Some(ServerEvent::Failed(message, id)) => ("error", message, id).into_lua_multi(lua),
             Some(ServerEvent::Request(pending)) => ("request", pending).into_lua_multi(lua),
@@ -185,20 +197,38 @@ impl UserData for Listener {
             |lua, this, (message, opcode, group): (Value, Value, Value)| {
                 let busy = message_to_send(message, opcode).and_then(|message| {
                     let group = group_from_lua(group)?;
-                    busy_values(lua, this.broadcast(group, &message))
+                    busy_values(lua, this.broadcast(group, &message, None))
                 });
                 argument_errors_as_values(lua, busy)
             },
         );
-        // Another process's broadcast, to this process's members only.
+        // `publish(topic, message, opcode, [except_id])`: to the subscribers of `topic` (but
+        // connection `except_id`) in this process and, with a cluster, in the others.
+        // Returns the busy members' ids, or `false, message` for a bad argument.
         methods.add_method(
-            "deliver",
-            |lua, this, (message, opcode, group): (Value, Value, Value)| {
-                let message = message_to_send(message, opcode)?;
-                let group = group_from_lua(group)?;
-                busy_values(lua, this.deliver(&group, &message))
+            "publish",
+            |lua, this, (topic, message, opcode, except): (Value, Value, Value, Option<u64>)| {
+                let busy = topic_from_lua(topic, "publish").and_then(|topic| {
+                    let message = message_to_send(message, opcode)?;
+                    busy_values(lua, this.broadcast(Group::Topic(topic), &message, except))
+                });
+                argument_errors_as_values(lua, busy)
             },
         );
+        // `subscribe(id, topic)`: true, or false when the connection is gone; `false,
+        // message` for a bad topic.
+        methods.add_method("subscribe", |lua, this, (id, topic): (u64, Value)| {
+            let subscribed = topic_from_lua(topic, "subscribe")
+                .and_then(|topic| this.subscribe(id, &topic).into_lua_multi(lua));
+            argument_errors_as_values(lua, subscribed)
+        });
+        methods.add_method("unsubscribe", |lua, this, (id, topic): (u64, Value)| {
+            let unsubscribed = topic_from_lua(topic, "unsubscribe").and_then(|topic| {
+                this.unsubscribe(id, &topic);
+                true.into_lua_multi(lua)
+            });
+            argument_errors_as_values(lua, unsubscribed)
+        });
         // The id `websocket_native.take_raised` reports this listener by.
         methods.add_method("id", |_, this, ()| Ok(this.id()));
         methods.add_method_mut("close", |_, this, ()| {

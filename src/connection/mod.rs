@@ -150,6 +150,13 @@ impl Connection {
         }
     }
 
+    /// The bytes sent that the socket has not taken yet.
+    pub fn unwritten(&self) -> usize {
+        self.stream
+            .as_ref()
+            .map_or(0, |stream| stream.get_ref().unwritten())
+    }
+
     /// When the keepalive timer fires next, if there is one.
     pub fn keepalive_deadline(&self) -> Option<tokio::time::Instant> {
         self.keepalive.as_ref().map(Keepalive::deadline)

@@ -239,6 +239,13 @@ impl CopasConnection {
         driven.readiness.wake();
     }
 
+    /// The bytes sent on this connection that its socket has not taken yet: a message a
+    /// send holds, and what was written but not taken.
+    pub(crate) fn buffered(&self) -> usize {
+        let driven = self.driven.borrow();
+        driven.connection.unwritten() + driven.unsent.as_ref().map_or(0, |message| message.len())
+    }
+
     /// Drops the socket at once (a close whose timeout expired).
     pub(crate) fn abort(&mut self) -> Ending {
         let mut driven = self.driven.borrow_mut();

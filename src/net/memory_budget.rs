@@ -147,6 +147,12 @@ impl Account {
         }
     }
 
+    /// What `part` holds now.
+    #[inline]
+    pub fn holds(&self, part: Part) -> usize {
+        self.cell(part).get()
+    }
+
     /// Everything this connection holds.
     #[inline]
     pub fn held(&self) -> usize {

@@ -101,6 +101,11 @@ impl Transport {
         &self.account
     }
 
+    /// The bytes written to this transport that the socket has not taken yet.
+    pub fn unwritten(&self) -> usize {
+        self.account.holds(Part::Writing)
+    }
+
     /// Whether tungstenite's last write was refused or taken only in part.
     #[inline]
     pub fn writer_holds_bytes(&self) -> bool {

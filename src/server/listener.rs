@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use super::bind::Bound;
 use super::cluster::{Broadcast, Cluster, ClusterEvent, Group};
@@ -64,8 +64,9 @@ pub(crate) enum ServerEvent {
     Failed(String, Option<u64>),
     /// The id of a connection that ended.
     Ended(u64),
-    /// Another process's broadcast.
-    ClusterBroadcast(Broadcast),
+    /// Another process's broadcast, delivered to this process's members already, with the
+    /// ids of the members that were busy (Lua sends it to them).
+    ClusterBroadcast(Broadcast, Vec<u64>),
     /// The cluster lost its Redis connection, or found it again.
     ClusterOutage(String),
 }
@@ -107,6 +108,9 @@ impl Listener {
                 ended: Default::default(),
                 groups: Default::default(),
                 group_of: Default::default(),
+                topics: Default::default(),
+                topics_of: Default::default(),
+                emptied_topics: Default::default(),
                 readiness,
                 next_request_id: std::cell::Cell::new(1),
                 closed: Default::default(),
@@ -128,6 +132,14 @@ impl Listener {
     /// The next event, or None when nothing happened yet. A connection that opened is
     /// served from now on and joins its protocol's broadcast group.
     pub(crate) fn next(&mut self) -> Option<ServerEvent> {
+        // Topics whose last subscriber ended: the other processes' publishes to them need
+        // not come here any more.
+        let emptied = std::mem::take(&mut *self.shared.emptied_topics.borrow_mut());
+        if let Some(cluster) = &self.cluster {
+            for topic in &emptied {
+                cluster.unsubscribe(topic);
+            }
+        }
         if let Some(id) = self.shared.ended.borrow_mut().pop() {
             return Some(ServerEvent::Ended(id));
         }
@@ -136,7 +148,8 @@ impl Listener {
                 return Some(ServerEvent::ClusterOutage(message))
             }
             Some(ClusterEvent::Broadcast(broadcast)) => {
-                return Some(ServerEvent::ClusterBroadcast(broadcast))
+                let busy = self.deliver(&broadcast);
+                return Some(ServerEvent::ClusterBroadcast(broadcast, busy));
             }
             None => {}
         }
@@ -178,10 +191,15 @@ impl Listener {
             .set(&self.core, seconds, &self.shared.readiness);
     }
 
-    /// Sends `message` to this process's members of `group` without waiting and, with a
-    /// cluster, to the other processes. Returns the ids of the members that were busy (Lua
-    /// sends to them with a send that waits).
-    pub(crate) fn broadcast(&self, group: Group, message: &Message) -> Vec<u64> {
+    /// Sends `message` to this process's members of `group` (but `except`) without
+    /// waiting and, with a cluster, to the other processes. Returns the ids of the members
+    /// that were busy (Lua sends to them with a send that waits, or queues).
+    pub(crate) fn broadcast(
+        &self,
+        group: Group,
+        message: &Message,
+        except: Option<u64>,
+    ) -> Vec<u64> {
         if let Some(cluster) = &self.cluster {
             let published = match message {
                 Message::Text(text) => Some((true, text.as_bytes().to_vec())),
@@ -196,13 +214,45 @@ impl Listener {
                 });
             }
         }
-        self.deliver(&group, message)
+        let _runtime = self.core.enter();
+        self.shared.broadcast(&self.core, &group, message, except)
     }
 
     /// Another process's broadcast, to this process's members only.
-    pub(crate) fn deliver(&self, group: &Group, message: &Message) -> Vec<u64> {
+    fn deliver(&self, broadcast: &Broadcast) -> Vec<u64> {
+        let message = if broadcast.is_text {
+            match Utf8Bytes::try_from(Bytes::copy_from_slice(&broadcast.payload)) {
+                Ok(text) => Message::Text(text),
+                // The cluster checked it already.
+                Err(_) => return Vec::new(),
+            }
+        } else {
+            Message::Binary(Bytes::copy_from_slice(&broadcast.payload))
+        };
         let _runtime = self.core.enter();
-        self.shared.broadcast(&self.core, group, message)
+        self.shared
+            .broadcast(&self.core, &broadcast.group, &message, None)
+    }
+
+    /// Subscribes connection `id` to `topic` (with a cluster, this process then hears the
+    /// other processes' publishes to it); false when the connection is gone.
+    pub(crate) fn subscribe(&self, id: u64, topic: &str) -> bool {
+        match self.shared.subscribe(id, topic) {
+            None => false,
+            Some(first) => {
+                if let (true, Some(cluster)) = (first, &self.cluster) {
+                    cluster.subscribe(topic);
+                }
+                true
+            }
+        }
+    }
+
+    /// Unsubscribes connection `id` from `topic`.
+    pub(crate) fn unsubscribe(&self, id: u64, topic: &str) {
+        if let (true, Some(cluster)) = (self.shared.unsubscribe(id, topic), &self.cluster) {
+            cluster.unsubscribe(topic);
+        }
     }
 
     /// The next event, or None when nothing happened yet.
