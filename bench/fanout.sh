@@ -14,7 +14,13 @@
 # (Node's ws with perMessageDeflate and threshold 0, Python's websockets with its default,
 # ours with compression = 'deflate'), the listeners offer it without context takeover and
 # the message is a JSON chat message of MESSAGE bytes (default 1024; 64 without DEFLATE).
+# TOPICS=N measures publishes to topics instead: each listening connection subscribes to one
+# of N topics, and the trigger publishes to one topic at a time, in turn, against this
+# project's server (with max_buffered = MAX_BUFFERED, 1 MiB, and on_backpressure 'drop')
+# and Node's ws keeping a Set per topic; then this project's server again with SLOW of the
+# connections (default 1 %) never reading.
 #   bash bench/fanout.sh            SIZES="1000 10000" ROUNDS=3 BROADCASTS=100 LUA=lua5.4
+#   TOPICS=100 SIZES=10000 BROADCASTS=1000 bash bench/fanout.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -88,6 +94,32 @@ PY
 
 echo "| server, connections | deliveries/s (median) | spread | ms until the last has it, p50 / p99 (medians) | server CPU µs per delivery (median) | bytes per delivery |"
 echo "|---|---|---|---|---|---|"
+
+if [ -n "${TOPICS:-}" ]; then
+  export LOADGEN_TOPICS=$TOPICS FANOUT_MAX_BUFFERED=${MAX_BUFFERED:-1048576}
+  for size in $SIZES; do
+    slow=${SLOW:-$((size / 100))}
+    ports=("$(free_port)" "$(free_port)")
+    start "ours-topics-$size" "$LUA" bench/fanout-server.lua "${ports[0]}"
+    start "node-topics-$size" env NODE_PATH=build/node/node_modules node bench/fanout-server.cjs "${ports[1]}"
+    servers=("${pids[@]: -2}")
+    rm -f build/run/fanout-{ours,node,ours-slow}-topics-"$size".results
+    for _ in $(seq "$ROUNDS"); do
+      for i in 0 1; do
+        url="ws://127.0.0.1:${ports[$i]}/"
+        name=$([ "$i" = 0 ] && echo ours || echo node)
+        SERVERS=${servers[$i]} run_once "$name-topics-$size" "$url" "$url:$size"
+      done
+      url="ws://127.0.0.1:${ports[0]}/"
+      LOADGEN_SLOW=$slow SERVERS=${servers[0]} run_once "ours-slow-topics-$size" "$url" "$url:$size"
+    done
+    row "lua-websockets-rs ($LUA), $size over $TOPICS topics" "ours-topics-$size"
+    row "Node ws, $size over $TOPICS topics" "node-topics-$size"
+    row "lua-websockets-rs ($LUA), $size over $TOPICS topics, $slow never reading" "ours-slow-topics-$size"
+    kill "${servers[@]}"
+  done
+  exit 0
+fi
 # The three servers run side by side, idle but for the one measured, and take their runs in
 # turn: a drift in the machine's speed then falls on all of them alike.
 for size in $SIZES; do

@@ -73,6 +73,12 @@ function Client:receive() end
 ---@return string|nil reason
 function Client:send(message, opcode) end
 
+---Sends a ping and waits for its pong (blocks in sync, yields in copas).
+---@param payload? string at most 125 bytes; one of the connection's own when nil
+---@return number|nil seconds the round trip
+---@return string|nil err 'timeout', 'wrong state', or how the connection ended
+function Client:ping(payload) end
+
 ---The close handshake; returns the peer's close frame.
 ---@param code? integer 1000 by default
 ---@param reason? string at most 123 bytes
@@ -97,7 +103,26 @@ function Client:close(code, reason) end
 ---@class websocket.ServerConnection: websocket.Client
 ---@field request websocket.Request
 ---@field protocol string|nil the selected protocol
+---@field dropped integer broadcasts and publishes missed under `max_buffered`
 local ServerConnection = {}
+
+---Subscribes to `topic` (until the connection ends); false once it has ended.
+---@param topic string 1 to 1024 bytes
+---@return boolean
+function ServerConnection:subscribe(topic) end
+
+---@param topic string
+function ServerConnection:unsubscribe(topic) end
+
+---To every subscriber of `topic` but this connection (in every process of a cluster).
+---@param topic string
+---@param message string
+---@param opcode? websocket.Opcode
+function ServerConnection:publish(topic, message, opcode) end
+
+---The bytes sent to this connection that its socket has not taken yet.
+---@return integer
+function ServerConnection:buffered() end
 
 ---To every OPEN connection of the same protocol, this one included.
 ---@param message string
@@ -140,6 +165,8 @@ function ServerConnection:getpeername() end
 ---@field cluster? {redis: string, channel: string} broadcasts reach every process of the channel
 ---@field compression? 'deflate'|websocket.Deflate permessage-deflate offers to accept
 ---@field origins? (string|false)[] the `Origin`s admitted (others get 403); `false` admits requests without one
+---@field max_buffered? integer bytes a member may have unsent before broadcasts and publishes skip it
+---@field on_backpressure? 'drop'|'close' what a member over `max_buffered` gets ('drop' by default)
 
 ---@class websocket.Server
 local Server = {}
@@ -155,6 +182,12 @@ function Server:close(keep_clients) end
 ---@param opcode? websocket.Opcode
 ---@param protocol? string|false
 function Server:broadcast(message, opcode, protocol) end
+
+---To every subscriber of `topic` (in every process of a cluster).
+---@param topic string
+---@param message string
+---@param opcode? websocket.Opcode
+function Server:publish(topic, message, opcode) end
 
 ---@class websocket.client
 local client = {}
@@ -213,6 +246,15 @@ function LuvConnection:on_error(callback) end
 ---@return string|nil err
 function LuvConnection:send(message, opcode) end
 
+---Sends a ping; `callback` gets the round trip once the pong came (`seconds` nil on failure).
+---@param payload? string|fun(ws: websocket.LuvConnection, seconds: number|nil, err: string|nil)
+---@param callback? fun(ws: websocket.LuvConnection, seconds: number|nil, err: string|nil)
+function LuvConnection:ping(payload, callback) end
+
+---The bytes sent that the socket has not taken yet, with the sends queued behind them.
+---@return integer
+function LuvConnection:buffered() end
+
 ---Starts the close handshake; `on_close` tells its end (unclean after `timeout`, 3 s).
 ---@param code? integer 1000 by default
 ---@param reason? string
@@ -238,7 +280,20 @@ function LuvClient:connect(url, protocol, ssl_params, headers) end
 ---@class websocket.LuvServerConnection: websocket.LuvConnection
 ---@field request websocket.Request
 ---@field protocol string|nil the selected protocol
+---@field dropped integer broadcasts and publishes missed under `max_buffered`
 local LuvServerConnection = {}
+
+---@param topic string
+---@return boolean
+function LuvServerConnection:subscribe(topic) end
+
+---@param topic string
+function LuvServerConnection:unsubscribe(topic) end
+
+---@param topic string
+---@param message string
+---@param opcode? websocket.Opcode
+function LuvServerConnection:publish(topic, message, opcode) end
 
 ---To every OPEN connection of the same protocol, this one included.
 ---@param message string

@@ -16,6 +16,7 @@ local io_stderr = io.stderr
 local pcall = pcall
 local setmetatable = setmetatable
 local tostring = tostring
+local type = type
 
 local PENDING = native.PENDING
 local check_send = native.check_send
@@ -29,6 +30,8 @@ local STATE = {}
 
 -- How long close waits for the peer's close frame when not told.
 local DEFAULT_CLOSE_WAIT = 3
+-- How long a ping waits for its pong when the connection has no timeout.
+local DEFAULT_PING_WAIT = 10
 -- Messages one pump delivers before letting the loop's other work run.
 local MESSAGES_PER_PUMP = 64
 
@@ -92,6 +95,9 @@ function Connection:finish(was_clean, code, reason)
   self.queue_head = 1
   cancel_timer(self)
   self.driver.unregister(self.id)
+  if self.ping_callback ~= nil then
+    self:check_ping()
+  end
   if self.on_finish then
     self.on_finish(self)
   end
@@ -235,6 +241,9 @@ function Connection:pump()
   if self.sending then
     resume_send(self)
   end
+  if self.ping_callback ~= nil then
+    self:check_ping()
+  end
   if self.closing then
     local was_clean, code, reason = self.handle:resume_close()
     if was_clean ~= PENDING then
@@ -245,6 +254,27 @@ function Connection:pump()
   if deliver(self) then
     -- A peer that floods waits its turn behind the loop's other work.
     self.driver.pump_soon(self)
+  end
+end
+
+-- Ends the ping under way with `seconds, problem` for its callback.
+local function ping_done(self, seconds, problem)
+  local callback = self.ping_callback
+  self.ping_callback = nil
+  if self.cancel_ping then
+    self.cancel_ping()
+    self.cancel_ping = nil
+  end
+  if callback then
+    call(self, callback, self.ws, seconds, problem)
+  end
+end
+
+--- The ping under way: done once its pong came or the connection ended.
+function Connection:check_ping()
+  local seconds, problem = self.handle:round_trip()
+  if seconds ~= PENDING then
+    ping_done(self, seconds, problem)
   end
 end
 
@@ -316,6 +346,41 @@ function methods:send(message, opcode)
   end
   raise_bad_argument(ok, was_clean)
   return nil, reason or 'wrong state'
+end
+
+--- `ws:ping([payload], [callback])`: sends a ping; `callback(ws, seconds)` gets the
+-- round trip once the pong came, or `callback(ws, nil, err)` ('timeout' after the
+-- connection's timeout, else 10 s; how it ended). A new ping replaces one under way.
+function methods:ping(payload, callback)
+  if type(payload) == 'function' then
+    payload, callback = nil, payload
+  end
+  local connection = self[STATE]
+  if connection.sending or connection.closing then
+    connection.driver.defer(function()
+      call(connection, callback, self, nil, connection.closing and 'wrong state' or 'busy sending')
+    end)
+    return
+  end
+  local ok, problem, _, reason = connection.handle:ping(payload)
+  raise_bad_argument(ok, problem)
+  if ok ~= true and ok ~= PENDING then
+    connection.driver.defer(function()
+      call(connection, callback, self, nil, reason or 'wrong state')
+    end)
+    return
+  end
+  if ok == PENDING then
+    connection.sending = true
+  end
+  if connection.cancel_ping then
+    connection.cancel_ping()
+  end
+  connection.ping_callback = callback or false
+  connection.cancel_ping = connection.driver.after(connection.timeout or DEFAULT_PING_WAIT, function()
+    connection.cancel_ping = nil
+    ping_done(connection, nil, 'timeout')
+  end)
 end
 
 --- The bytes sent that the socket has not taken yet, with the sends queued behind a

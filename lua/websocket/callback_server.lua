@@ -26,6 +26,10 @@ local LAZY_FIELDS = {
   request = function(ws)
     return ws[STATE].handle:request()
   end,
+  -- Broadcasts and publishes it missed under max_buffered (on_backpressure = 'drop').
+  dropped = function()
+    return 0
+  end,
 }
 
 local Server = {}

@@ -27,6 +27,17 @@ local function send_declined(self, message, opcode)
   return results.sent(ok, was_clean, code, reason)
 end
 
+--- Sends a ping and blocks until its pong: the round trip in seconds, or `nil, err`
+-- ('timeout' after opts.timeout, else 10 s; how the connection ended).
+function methods:ping(payload)
+  local seconds, problem = self[HANDLE]:ping(payload)
+  raise_bad_argument(seconds, problem)
+  if seconds then
+    return seconds
+  end
+  return nil, problem
+end
+
 function methods:close(code, reason)
   local was_clean, close_code, close_reason = self[HANDLE]:close(code, reason)
   if close_reason == nil then

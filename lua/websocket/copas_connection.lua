@@ -22,6 +22,8 @@ local now = wait_module.now
 
 -- How long close waits for the peer's close frame when no timeout was set.
 local DEFAULT_CLOSE_WAIT = 3
+-- How long ping waits for its pong when no timeout was set.
+local DEFAULT_PING_WAIT = 10
 
 local HANDLE = client_object.HANDLE
 -- The timeout and the handle's id sit under keys no program can name, like the handle.
@@ -105,6 +107,36 @@ function methods:send(message, opcode)
   return results.sent(ok, was_clean, code, reason)
 end
 
+--- Sends a ping and waits (yielding in copas) for its pong: the round trip in seconds, or
+-- `nil, err` ('timeout' after opts.timeout, else 10 s; how the connection ended). The
+-- pong is read behind the messages the peer sent before it, which the inbox must hold.
+function methods:ping(payload)
+  local handle = self[HANDLE]
+  local deadline = deadline_of(self, DEFAULT_PING_WAIT)
+  local ok, problem, _, reason = handle:ping(payload)
+  raise_bad_argument(ok, problem)
+  while ok == PENDING do
+    if not wait(handle, deadline) then
+      return nil, 'timeout'
+    end
+    ok, _, _, reason = handle:resume_send()
+  end
+  if ok ~= true then
+    return nil, reason
+  end
+  local seconds, err = handle:round_trip()
+  while seconds == PENDING do
+    if not wait(handle, deadline) then
+      return nil, 'timeout'
+    end
+    seconds, err = handle:round_trip()
+  end
+  if seconds then
+    return seconds
+  end
+  return nil, err
+end
+
 function methods:close(code, reason)
   local handle = self[HANDLE]
   local was_clean, close_code, close_reason = handle:close(code, reason)
@@ -140,6 +172,10 @@ local copas_connection = {
 local SERVER_FIELDS = {
   request = function(ws)
     return ws[HANDLE]:request()
+  end,
+  -- Broadcasts and publishes it missed under max_buffered (on_backpressure = 'drop').
+  dropped = function()
+    return 0
   end,
 }
 

@@ -43,7 +43,7 @@ local function too_slow(server, ws)
   if server.config.on_backpressure == 'close' then
     server:close_slow(ws)
   else
-    ws.dropped = (ws.dropped or 0) + 1
+    ws.dropped = ws.dropped + 1
   end
 end
 

@@ -3,8 +3,9 @@
 -- the handler saw) and the topic commands `sub TOPIC` (answers `subscribed TOPIC`),
 -- `unsub TOPIC` (answers `unsubscribed TOPIC`), `pub TOPIC TEXT` (ws:publish: every
 -- subscriber but the sender) and `spub TOPIC TEXT` (server:publish: every subscriber).
--- Prints `listening <pid>` once it listens and `error <message>` for each on_error. It agrees to permessage-deflate when a client offers it (Python's
--- `websockets` does): broadcasts from other processes reach such members compressed.
+-- Prints `listening <pid>` once it listens and `error <message>` for each on_error. It
+-- agrees to permessage-deflate when a client offers it (Python's `websockets` does):
+-- broadcasts from other processes reach such members compressed.
 --   lua spec/support/cluster_server.lua PORT REDIS_URL|none CHANNEL REUSE_PORT(0|1) PING_INTERVAL(0: off)
 
 local copas = require'copas'

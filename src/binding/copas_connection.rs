@@ -10,7 +10,7 @@ use crate::binding::contract::IN_USE;
 use crate::binding::core_functions::core_of;
 use crate::binding::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
-    ClientOptions, ConnectArguments,
+    ping_payload, ClientOptions, ConnectArguments,
 };
 use crate::binding::request_table::request_table;
 use crate::binding::results;
@@ -90,6 +90,16 @@ impl UserData for CopasConnection {
             let sent = message_to_send(payload, opcode)
                 .and_then(|message| results::sent(lua, this.send(message)?));
             argument_errors_as_values(lua, sent)
+        });
+        // `ping([payload])`: sends a ping as `send` does (true, PENDING, or how it failed);
+        // `round_trip()` then answers its round trip in seconds, PENDING, or `nil, reason`.
+        methods.add_method_mut("ping", |lua, this, payload: Value| {
+            let sent =
+                ping_payload(payload).and_then(|payload| results::sent(lua, this.ping(payload)?));
+            argument_errors_as_values(lua, sent)
+        });
+        methods.add_method_mut("round_trip", |lua, this, ()| {
+            results::round_trip(lua, this.round_trip())
         });
         methods.add_method_mut("resume_send", |lua, this, ()| {
             results::sent(lua, this.resume_send()?)

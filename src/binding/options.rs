@@ -134,6 +134,25 @@ pub fn check_send(
     argument_errors_as_values(lua, checked)
 }
 
+/// `ping`'s payload: nil (one of the connection's own) or a string of at most 125 bytes.
+pub fn ping_payload(payload: Value) -> mlua::Result<Option<Bytes>> {
+    match payload {
+        Value::Nil => Ok(None),
+        Value::String(text) if text.as_bytes().len() <= CONTROL_PAYLOAD_MAX => {
+            Ok(Some(Bytes::copy_from_slice(&text.as_bytes())))
+        }
+        Value::String(text) => Err(bad_argument(
+            1,
+            "ping",
+            format!(
+                "PING payload is {} bytes, at most 125 allowed",
+                text.as_bytes().len()
+            ),
+        )),
+        other => Err(bad_argument(1, "ping", expected("string", &other))),
+    }
+}
+
 /// A close code the caller may send: 1000-1003, 1007-1014, 3000-4999 (RFC 6455 7.4).
 pub fn close_code(value: Value) -> mlua::Result<u16> {
     let code = match value {

@@ -126,6 +126,19 @@ pub(crate) fn sent(lua: &Lua, outcome: Poll<Result<(), Ending>>) -> mlua::Result
     })
 }
 
+/// `ping`'s values: the round trip in seconds, or `nil, reason`; PENDING while it waits.
+pub(crate) fn round_trip(
+    lua: &Lua,
+    outcome: Poll<Result<std::time::Duration, Ending>>,
+) -> mlua::Result<MultiValue> {
+    use mlua::IntoLuaMulti;
+    match outcome {
+        Poll::Pending => pending().into_lua_multi(lua),
+        Poll::Ready(Ok(round_trip)) => round_trip.as_secs_f64().into_lua_multi(lua),
+        Poll::Ready(Err(ending)) => (Value::Nil, ending.reason).into_lua_multi(lua),
+    }
+}
+
 /// `close`'s values, PENDING while it waits.
 pub(crate) fn closed(lua: &Lua, outcome: Poll<Ending>) -> mlua::Result<MultiValue> {
     pushed(lua, |state| unsafe {

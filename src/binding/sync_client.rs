@@ -16,7 +16,7 @@ use crate::binding::contract::IN_USE;
 use crate::binding::core_functions::core_of;
 use crate::binding::options::{
     argument_errors_as_values, close_code, close_reason, connect_request, message_to_send,
-    ClientOptions, ConnectArguments,
+    ping_payload, ClientOptions, ConnectArguments,
 };
 use crate::binding::results;
 use crate::net::socket_error::TIMEOUT;
@@ -69,6 +69,12 @@ impl SyncHandle {
         results::sent(lua, Poll::Ready(outcome))
     }
 
+    fn ping(&self, lua: &Lua, payload: Value) -> mlua::Result<MultiValue> {
+        let payload = ping_payload(payload)?;
+        let outcome = self.client()?.ping(payload);
+        results::round_trip(lua, Poll::Ready(outcome))
+    }
+
     fn close(&self, lua: &Lua, code: Value, reason: Value) -> mlua::Result<MultiValue> {
         let code = close_code(code)?;
         let reason = close_reason(reason)?;
@@ -84,6 +90,9 @@ impl UserData for SyncHandle {
         });
         methods.add_method("send", |lua, this, (payload, opcode): (Value, Value)| {
             argument_errors_as_values(lua, this.send(lua, payload, opcode))
+        });
+        methods.add_method("ping", |lua, this, payload: Value| {
+            argument_errors_as_values(lua, this.ping(lua, payload))
         });
         methods.add_method("close", |lua, this, (code, reason): (Value, Value)| {
             argument_errors_as_values(lua, this.close(lua, code, reason))

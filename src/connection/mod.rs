@@ -27,7 +27,10 @@ mod failure;
 pub(crate) mod keepalive;
 mod memory;
 pub(crate) mod request;
+pub(crate) mod round_trip;
 pub(crate) mod settings;
+
+use round_trip::RoundTrip;
 
 /// A TEXT (`is_text`) or BINARY message of a copy of `payload`. (Callers check a TEXT
 /// payload's UTF-8 before: the error is for a caller that did not.)
@@ -128,6 +131,8 @@ pub struct Connection {
     defers_failures: bool,
     /// The close code and ending of a violation not answered yet.
     deferred: Option<(u16, Ending)>,
+    /// The program's last `ping()` and its round trip.
+    round_trip: RoundTrip,
 }
 
 impl Connection {
@@ -147,7 +152,29 @@ impl Connection {
             pong_due: false,
             role: Some(role),
             peer_reset: false,
+            round_trip: RoundTrip::default(),
         }
+    }
+
+    /// The ping a program's `ping([payload])` sends (a payload of our own when None); its
+    /// pong's arrival is awaited from now on.
+    pub fn start_ping(&mut self, payload: Option<Bytes>) -> Message {
+        Message::Ping(self.round_trip.start(payload))
+    }
+
+    /// The round trip of the last `start_ping`, once its pong came.
+    pub fn take_round_trip(&mut self) -> Option<Duration> {
+        self.round_trip.take()
+    }
+
+    /// Whether the round trip of the last `start_ping` is known and not taken yet.
+    pub fn has_round_trip(&self) -> bool {
+        self.round_trip.is_measured()
+    }
+
+    /// Whether the pong of the last `start_ping` is still awaited.
+    pub fn awaits_pong(&self) -> bool {
+        self.round_trip.is_waiting()
     }
 
     /// The bytes sent that the socket has not taken yet.
@@ -290,10 +317,11 @@ impl Connection {
                     continue;
                 }
                 Some(Ok(Message::Frame(_))) => continue,
-                Some(Ok(Message::Pong(_))) => {
+                Some(Ok(Message::Pong(payload))) => {
                     if let Some(keepalive) = self.keepalive.as_mut() {
                         keepalive.pong_received();
                     }
+                    self.round_trip.pong(&payload);
                     continue;
                 }
                 Some(Ok(Message::Close(frame))) => {

@@ -6,9 +6,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::driven::{receive_on, send_on, with_driven, DrivenConnection, EndNotice};
 use super::member::Member;
@@ -17,7 +18,7 @@ use crate::connection::request::RequestInfo;
 use crate::connection::settings::ConnectionSettings;
 use crate::connection::{Connection, Ending, Received, State};
 use crate::net::memory_budget::Part;
-use crate::net::socket_error::TIMEOUT;
+use crate::net::socket_error::{TIMEOUT, WRONG_STATE};
 use crate::runtime::core::{Core, Pump, WaitAlarm};
 
 /// A call made while another call holds the connection (only a bug could make that
@@ -171,6 +172,46 @@ impl CopasConnection {
 
     pub(crate) fn resume_send(&mut self) -> Result<Poll<Result<(), Ending>>, InUse> {
         with_driven(&*self.driven, |driven| driven.resume_send(&self.core)).ok_or(InUse)
+    }
+
+    /// Sends a ping whose pong `round_trip` then waits for (see Connection::start_ping).
+    pub(crate) fn ping(
+        &mut self,
+        payload: Option<Bytes>,
+    ) -> Result<Poll<Result<(), Ending>>, InUse> {
+        let message = match self.driven.try_borrow_mut() {
+            Ok(mut driven) => driven.connection.start_ping(payload),
+            Err(_) => return Err(InUse),
+        };
+        self.send(message)
+    }
+
+    /// The round trip of the last ping once its pong came; how the connection ended when
+    /// it ended first (or `wrong state` with no ping under way); Pending meanwhile, with the
+    /// handle's flag lowered until something was read.
+    pub(crate) fn round_trip(&mut self) -> Poll<Result<Duration, Ending>> {
+        let _runtime = self.core.enter();
+        let mut driven = self.driven.borrow_mut();
+        driven.readiness.lower();
+        if let Some(round_trip) = driven.connection.take_round_trip() {
+            return Poll::Ready(Ok(round_trip));
+        }
+        // Read what came (the pong may wait behind messages that fit the inbox).
+        driven.drive_connection();
+        let outcome = match driven.connection.take_round_trip() {
+            Some(round_trip) => Poll::Ready(Ok(round_trip)),
+            None => match &driven.ended {
+                Some(ending) => Poll::Ready(Err(ending.clone())),
+                None if driven.connection.state() == State::Closed
+                    || !driven.connection.awaits_pong() =>
+                {
+                    Poll::Ready(Err(Ending::unclean(1006, WRONG_STATE)))
+                }
+                None => Poll::Pending,
+            },
+        };
+        driven.settle(&self.core);
+        outcome
     }
 
     /// Starts the closing handshake with `code` and `reason` (unless it started already).

@@ -474,7 +474,11 @@ impl Pump for DrivenConnection {
             self.ended.is_some(),
             self.connection.state(),
         );
-        before != after || self.send_waiting || self.connecting.is_some()
+        // A ping's pong came: the Lua call waiting for its round trip goes on.
+        before != after
+            || self.send_waiting
+            || self.connecting.is_some()
+            || self.connection.has_round_trip()
     }
 
     fn is_closing(&self) -> bool {

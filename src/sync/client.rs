@@ -2,14 +2,17 @@
 //! or its timeout passes. Nothing runs between calls: keepalive pings go out, and pongs are
 //! awaited, while a receive waits.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::connection::connect::{Accepted, ConnectError, ConnectRequest};
+use crate::connection::round_trip::DEFAULT_PING_WAIT;
 use crate::connection::settings::ConnectionSettings;
 use crate::connection::{self, Connection, Ending, Received, DEFAULT_CLOSE_WAIT};
 use crate::net::socket_error::TIMEOUT;
@@ -28,6 +31,8 @@ pub(crate) struct SyncClient {
     /// before blocking too (a stream of messages), otherwise it blocks straight away (a
     /// request and its answer, which takes a round trip).
     last_receive_was_at_hand: bool,
+    /// Messages read while a ping waited for its pong, for the next receives.
+    held: VecDeque<Received>,
 }
 
 impl SyncClient {
@@ -44,6 +49,7 @@ impl SyncClient {
             timer: CallTimer::default(),
             settings,
             last_receive_was_at_hand: false,
+            held: VecDeque::new(),
         }
     }
 
@@ -80,6 +86,9 @@ impl SyncClient {
     }
 
     pub(crate) fn receive(&mut self) -> Result<Received, Ending> {
+        if let Some(message) = self.held.pop_front() {
+            return Ok(message);
+        }
         let mut receive = pin!(self.connection.receive());
         let mut polls = 0;
         let receiving = poll_fn(|cx| {
@@ -114,6 +123,38 @@ impl SyncClient {
         let outcome = self.timer.run(&self.core, self.timeout, sending, true);
         // What was not written yet stays queued and goes out with the next write.
         outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
+    }
+
+    /// Sends a ping and waits for its pong (the timeout, else DEFAULT_PING_WAIT): the round
+    /// trip. Messages that come first are kept for the next receives, up to `max_queue`;
+    /// past that the pong waits behind them and the ping times out.
+    pub(crate) fn ping(&mut self, payload: Option<Bytes>) -> Result<Duration, Ending> {
+        let message = self.connection.start_ping(payload);
+        self.send(message)?;
+        let (connection, held) = (&mut self.connection, &mut self.held);
+        let room = self.settings.max_queue;
+        let waiting = poll_fn(|cx| loop {
+            if let Some(round_trip) = connection.take_round_trip() {
+                return Poll::Ready(Ok(round_trip));
+            }
+            if held.len() >= room {
+                return Poll::Pending;
+            }
+            match connection.poll_receive(cx) {
+                Poll::Ready(Ok(message)) => held.push_back(message),
+                Poll::Ready(Err(ending)) => return Poll::Ready(Err(ending)),
+                Poll::Pending => {
+                    return match connection.take_round_trip() {
+                        Some(round_trip) => Poll::Ready(Ok(round_trip)),
+                        None => Poll::Pending,
+                    }
+                }
+            }
+        });
+        let limit = Some(self.timeout.unwrap_or(DEFAULT_PING_WAIT));
+        self.timer
+            .run(&self.core, limit, waiting, true)
+            .unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))
     }
 
     pub(crate) fn close(&mut self, code: u16, reason: &str) -> Ending {

@@ -26,6 +26,8 @@ local server = websocket.server.copas.listen({
   ssl = { certificate = 'cert.pem', key = 'key.pem', verify = { 'peer', 'fail_if_no_peer_cert' } },
   ping_interval = 20,
   reuse_port = true,
+  max_buffered = 1024 * 1024,
+  on_backpressure = 'close',
   on_request = function(request)
     if request.path == '/health' then
       return 200, { ['content-type'] = 'text/plain' }, 'ok'
@@ -37,6 +39,10 @@ local server = websocket.server.copas.listen({
       local address, port, family = ws:getpeername()
       print(address, port + 1, family, ws.protocol, ws.request.user, ws.request.secure)
       ws:broadcast('joined')
+      ws:subscribe('room-1')
+      ws:publish('room-1', 'hello', websocket.TEXT)
+      print(ws:buffered() + ws.dropped, (ws:ping('x') or 0) + 1)
+      ws:unsubscribe('room-1')
       ws:send((ws:receive()))
     end,
   },
@@ -44,6 +50,7 @@ local server = websocket.server.copas.listen({
   on_error = function(message) print(message) end,
 })
 server:broadcast('to all', websocket.TEXT, false)
+server:publish('room-1', 'to the room')
 server:close(true)
 copas.loop()
 
@@ -64,6 +71,8 @@ local luv_server = websocket.server.luv.listen({
   default = function(ws)
     print(ws.request.path, ws.protocol, ws:getpeername())
     ws:on_message(function(_, message) ws:broadcast(message) end)
+    ws:subscribe('news')
+    ws:ping(function(_, seconds) print((seconds or 0) + ws:buffered()) end)
   end,
 })
 luv_server:close()

@@ -33,7 +33,11 @@
 //! With LOADGEN_DEFLATE set, the listeners offer permessage-deflate without context
 //! takeover (so that every broadcast is the same bytes, which one server may compress once
 //! for all), the message is a JSON chat message of SIZE bytes instead of one letter
-//! repeated, and a broadcast that arrives uncompressed is an error.
+//! repeated, and a broadcast that arrives uncompressed is an error. With LOADGEN_TOPICS=N
+//! each listener subscribes to one of N topics (`sub tK`, listener i to topic i mod N) and
+//! each message of the trigger is a publish (`pub tK <SIZE bytes>`) to the next topic in
+//! turn; with LOADGEN_SLOW=M, M listeners spread over the topics never read (the rates
+//! count the others' deliveries). See fanout.rs.
 
 use std::time::Duration;
 
@@ -43,6 +47,8 @@ use tokio::sync::Semaphore;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
+
+mod fanout;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -85,7 +91,7 @@ async fn main() -> Result<(), Failure> {
                 let (url, count) = target.rsplit_once(':').ok_or("URL:N expected")?;
                 targets.push((url.to_string(), count.parse::<usize>()?));
             }
-            fanout(trigger, rounds, size, &targets).await
+            fanout::fanout(trigger, rounds, size, &targets).await
         }
         _ => Err(
             "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N…"
@@ -94,14 +100,14 @@ async fn main() -> Result<(), Failure> {
     }
 }
 
-type Connection =
+pub(crate) type Connection =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The load generator's connection settings for messages of `size` bytes. tungstenite
 /// zero-fills its whole read buffer before every read attempt, including the ones that find
 /// nothing, so the default 128 KiB buffer made the generator itself the bottleneck with
 /// small messages (a memset took over half its CPU at 1,000 connections).
-fn config_for(size: usize) -> WebSocketConfig {
+pub(crate) fn config_for(size: usize) -> WebSocketConfig {
     let read_buffer = (size + 14).next_power_of_two().clamp(4096, 128 * 1024);
     WebSocketConfig::default()
         .max_message_size(None)
@@ -121,7 +127,7 @@ async fn open_connections(
 
 /// `open_connections`, each handshake offering the extension `offer` when there is one,
 /// which the server must accept.
-async fn open_offering(
+pub(crate) async fn open_offering(
     url: &str,
     count: usize,
     size: usize,
@@ -410,7 +416,7 @@ where
 /// A client's text frame carrying `payload` (at most 65,535 bytes), masked with a fixed key:
 /// encoded once and written as it is for every message, so that the load generator's own
 /// cost per message is little more than its two system calls.
-fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
     masked_frame(0x81, payload)
 }
 
@@ -435,244 +441,8 @@ fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
-async fn fanout(
-    trigger_url: &str,
-    rounds: usize,
-    size: usize,
-    targets: &[(String, usize)],
-) -> Result<(), Failure> {
-    let deflate = std::env::var_os("LOADGEN_DEFLATE").is_some();
-    let offer = deflate
-        .then_some("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
-    let mut listeners = Vec::new();
-    for (url, count) in targets {
-        for ws in open_offering(url, *count, size, offer).await? {
-            match ws.into_inner() {
-                tokio_tungstenite::MaybeTlsStream::Plain(tcp) => listeners.push(tcp),
-                _ => return Err("fanout needs ws:// URLs".into()),
-            }
-        }
-    }
-    let (mut trigger, _) =
-        tokio_tungstenite::connect_async_with_config(trigger_url, Some(config_for(size)), true)
-            .await?;
-    // Every server has the connections registered once this round trip is done.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let payload = if deflate {
-        chat_message(size)
-    } else {
-        "b".repeat(size)
-    };
-    let payload = Utf8Bytes::try_from(Bytes::from(payload))?;
-    let started = Instant::now();
-    let (frame, mut until_last) =
-        one_broadcast_at_a_time(&mut trigger, &listeners, &payload, rounds, deflate).await?;
-    let servers = ServerCpu::from_env()?;
-    let burst_started = Instant::now();
-    all_broadcasts_at_once(&mut trigger, &listeners, &payload, rounds, frame).await?;
-    let burst = burst_started.elapsed();
-    let deliveries = listeners.len() * rounds;
-    let server_cpu = match servers {
-        Some(servers) => format!(
-            " server_cpu_us_per_delivery {:.2}",
-            servers.used()?.as_secs_f64() * 1e6 / deliveries as f64
-        ),
-        None => String::new(),
-    };
-    until_last.sort();
-    let percentile = |p: usize| until_last[(until_last.len() * p / 100).min(until_last.len() - 1)];
-    println!(
-        "deliveries/s {:.0} until_last_p50_ms {:.2} until_last_p99_ms {:.2} connections {} rounds {} wall_s {:.2} frame_bytes {frame}{server_cpu}",
-        deliveries as f64 / burst.as_secs_f64(),
-        percentile(50).as_secs_f64() * 1e3,
-        percentile(99).as_secs_f64() * 1e3,
-        listeners.len(),
-        rounds,
-        started.elapsed().as_secs_f64(),
-    );
-    Ok(())
-}
-
-/// `rounds` broadcasts, each sent once the previous one reached every listener: the size of
-/// a broadcast's frame (read from the first listener, then counted on the others), and how
-/// long until the last listener has a broadcast, one per round.
-async fn one_broadcast_at_a_time(
-    trigger: &mut Connection,
-    listeners: &[tokio::net::TcpStream],
-    payload: &Utf8Bytes,
-    rounds: usize,
-    compressed: bool,
-) -> Result<(usize, Vec<Duration>), Failure> {
-    let (first, others) = listeners.split_first().ok_or("no listeners")?;
-    let mut until_last = Vec::with_capacity(rounds);
-    let mut frame = None;
-    for _ in 0..rounds {
-        let sent = Instant::now();
-        trigger.send(Message::Text(payload.clone())).await?;
-        let (length, rsv1) = read_frame(first).await?;
-        if compressed != rsv1 {
-            return Err(format!("a broadcast arrived with RSV1 {rsv1}").into());
-        }
-        if frame.is_some_and(|known| known != length) {
-            return Err("broadcasts of the same message differ in size".into());
-        }
-        frame = Some(length);
-        read_from_every(others, length).await?;
-        until_last.push(sent.elapsed());
-        // The trigger connection gets the broadcast too, when it is in the group.
-        let _ = tokio::time::timeout(Duration::from_millis(200), trigger.next()).await;
-    }
-    Ok((frame.ok_or("no rounds")?, until_last))
-}
-
-/// Reads one server frame from `tcp`: its length on the wire, and whether RSV1 (compressed)
-/// was set.
-async fn read_frame(tcp: &tokio::net::TcpStream) -> Result<(usize, bool), Failure> {
-    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
-    let mut head = [0u8; 10];
-    read_exact(tcp, &mut head[..2]).await?;
-    let (extra, length) = match head[1] & 0x7f {
-        126 => {
-            read_exact(tcp, &mut head[2..4]).await?;
-            (2, usize::from(u16::from_be_bytes([head[2], head[3]])))
-        }
-        127 => {
-            read_exact(tcp, &mut head[2..10]).await?;
-            let mut long = [0u8; 8];
-            long.copy_from_slice(&head[2..10]);
-            (8, usize::try_from(u64::from_be_bytes(long))?)
-        }
-        short => (0, usize::from(short)),
-    };
-    read_bytes(tcp, length, &scratch).await?;
-    Ok((2 + extra + length, head[0] & 0x40 != 0))
-}
-
-/// Fills `buffer` from `tcp`.
-async fn read_exact(tcp: &tokio::net::TcpStream, buffer: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        tcp.readable().await?;
-        match tcp.try_read(&mut buffer[filled..]) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(read) => filled += read,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-/// A JSON chat message of exactly `size` bytes (at least 64): a user, a room and words of a
-/// small vocabulary, as chat traffic looks to a compressor.
-fn chat_message(size: usize) -> String {
-    const WORDS: [&str; 16] = [
-        "hello", "the", "meeting", "is", "at", "noon", "see", "you", "there", "with", "slides",
-        "about", "latency", "numbers", "and", "coffee",
-    ];
-    let mut text = String::new();
-    let mut state = 7u32;
-    let head = r#"{"user":"alice","room":"lobby","text":""#;
-    while head.len() + text.len() + 2 < size {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        text.push_str(WORDS[(state >> 16) as usize % WORDS.len()]);
-        text.push(' ');
-    }
-    let mut message = format!("{head}{text}");
-    message.truncate(size.saturating_sub(2).max(head.len()));
-    message.push_str(r#""}"#);
-    message
-}
-
-/// `rounds` broadcasts triggered back to back, then read until every listener has them all:
-/// the server's throughput. Each listener reads whatever has arrived in one call, so the
-/// reading side gets cheaper per message the further behind it falls and cannot be the
-/// bottleneck for long.
-async fn all_broadcasts_at_once(
-    trigger: &mut Connection,
-    listeners: &[tokio::net::TcpStream],
-    payload: &Utf8Bytes,
-    rounds: usize,
-    frame: usize,
-) -> Result<(), Failure> {
-    for _ in 0..rounds {
-        trigger.feed(Message::Text(payload.clone())).await?;
-    }
-    trigger.flush().await?;
-    read_from_every(listeners, frame * rounds).await?;
-    // Drain the trigger's own copies (when it is in the group) for a tidy close.
-    for _ in 0..rounds {
-        if tokio::time::timeout(Duration::from_millis(200), trigger.next())
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Reads and drops `count` bytes from every listener, all at once.
-async fn read_from_every(listeners: &[tokio::net::TcpStream], count: usize) -> std::io::Result<()> {
-    let scratch = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
-    let readers = listeners.iter().map(|tcp| read_bytes(tcp, count, &scratch));
-    for outcome in futures_util::future::join_all(readers).await {
-        outcome?;
-    }
-    Ok(())
-}
-
-/// Reads and drops `count` bytes from `tcp`, each read into `scratch` (shared by all
-/// listeners: a read never waits while it holds it).
-async fn read_bytes(
-    tcp: &tokio::net::TcpStream,
-    mut count: usize,
-    scratch: &std::cell::RefCell<Vec<u8>>,
-) -> std::io::Result<()> {
-    while count > 0 {
-        tcp.readable().await?;
-        let read = {
-            let mut buffer = scratch.borrow_mut();
-            let wanted = count.min(buffer.len());
-            tcp.try_read(&mut buffer[..wanted])
-        };
-        match read {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(read) => count -= read,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
-}
-
-/// The CPU time of the server processes named in LOADGEN_SERVER_PIDS (all their threads,
-/// user and kernel), so that a benchmark can count only the broadcasts' share.
-struct ServerCpu {
-    pids: Vec<u32>,
-    before: Duration,
-}
-
-impl ServerCpu {
-    fn from_env() -> Result<Option<Self>, Failure> {
-        let Ok(list) = std::env::var("LOADGEN_SERVER_PIDS") else {
-            return Ok(None);
-        };
-        let pids = list
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<Vec<u32>, _>>()?;
-        let before = cpu_of(&pids)?;
-        Ok(Some(ServerCpu { pids, before }))
-    }
-
-    fn used(&self) -> Result<Duration, Failure> {
-        Ok(cpu_of(&self.pids)?.saturating_sub(self.before))
-    }
-}
-
 /// Sum of the first field (nanoseconds on the CPU) of every thread's schedstat.
-fn cpu_of(pids: &[u32]) -> Result<Duration, Failure> {
+pub(crate) fn cpu_of(pids: &[u32]) -> Result<Duration, Failure> {
     let mut total = 0u64;
     for pid in pids {
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
