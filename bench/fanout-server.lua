@@ -1,7 +1,8 @@
 --- The fan-out benchmark's server: every message any connection sends is broadcast to all
 -- connections (the default handler's group), except the topic commands `sub TOPIC`
--- (subscribes the sender) and `pub TOPIC BODY` (publishes BODY to TOPIC's subscribers).
--- bench/fanout.sh runs it.
+-- (subscribes the sender), `pub TOPIC BODY` (publishes BODY to TOPIC's subscribers) and
+-- `wpub TOPIC BODY` (to TOPIC's subscribers but the sender: a chat room).
+-- bench/fanout.sh and bench/scale-out.sh run it.
 --   lua bench/fanout-server.lua PORT [REDIS_URL]   (with a Redis URL: as a cluster, reuse_port)
 -- With FANOUT_DEFLATE set in the environment, it agrees to permessage-deflate; with
 -- FANOUT_MAX_BUFFERED (bytes), members over it miss messages (on_backpressure = 'drop').
@@ -29,6 +30,8 @@ server = websocket.server.copas.listen({
         ws:subscribe(topic)
       elseif command == 'pub ' then
         server:publish(topic, body)
+      elseif command == 'wpub' then
+        ws:publish(topic, body)
       else
         ws:broadcast(message)
       end

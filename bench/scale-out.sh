@@ -10,6 +10,16 @@
 # its own core; two by both cores, which the generators use too). The script prints that
 # bound beside the ratio.
 #   bash bench/scale-out.sh         ROUNDS=3 LUA=lua5.4
+#
+# QUOTA=<cores> (as root, with the cgroup v1 cpu controller) measures with every server
+# process in a cgroup of its own limited to that many cores (cpu.cfs_quota_us), so that the
+# servers are the bottleneck and the load generators have the rest of the machine: 1 process
+# against N (default "2 4"), first the 1,000-connection echo with reuse_port, then the cluster
+# path: chat rooms of ten connections spread over the processes (each on a port of its own,
+# all on one Redis channel; redis-server and the load generator unlimited), every message
+# published to its room (`loadgen rooms`: lost and duplicated deliveries counted per
+# connection). Prints each N's ratio to one process (the goal: at least 0.8 N).
+#   QUOTA=0.3 N="2 4" bash bench/scale-out.sh      ROOMS_CONNECTIONS=1000 ROOMS_MESSAGES=20
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -24,6 +34,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
+
 
 # One round: two loadgen processes (500 connections x 100 messages each) at once. Prints
 # "messages/s server-µs-per-message loadgen-µs-per-message".
@@ -53,6 +64,12 @@ import statistics, sys
 rows = [[float(v) for v in line.split()] for line in sys.stdin]
 print(" ".join(str(statistics.median(column)) for column in zip(*rows)))'
 }
+
+if [ -n "${QUOTA:-}" ]; then
+  source bench/lib/quota.sh
+  run_quota_mode
+  exit 0
+fi
 
 port=$(free_port)
 "$LUA" bench/reuse-port-echo.lua "$port" >/dev/null 2>&1 &

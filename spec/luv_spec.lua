@@ -8,6 +8,7 @@ local uv = require'luv'
 local websocket = require'websocket'
 local luv_run = require'spec.support.luv_run'
 local peers = require'spec.support.peers'
+local assert_echoed = require'spec.support.conversation'.assert_echoed
 local process = require'spec.support.process'
 
 local echo_handler = function(ws)
@@ -133,24 +134,15 @@ describe('the luv client', function()
 end)
 
 describe('the luv server', function()
-  local function assert_conversation(output, binary_line)
-    assert.matches('protocol echo\n', output, 1, true)
-    assert.matches('\ntext hello from ', output, 1, true)
-    assert.matches(binary_line, output, 1, true)
-    assert.matches('\nbig 70000 [Tt]rue\n', output)
-    assert.matches('\npong received\n', output, 1, true)
-    assert.matches('\nclosed 4001 done\n', output, 1, true)
-  end
-
   it("serves Python websockets' and Node ws' clients", function()
     local errors = {}
     local server, url = luv_server({ on_error = function(m) errors[#errors + 1] = m end })
     local output, status = luv_run.process(peers.python_interpreter() .. ' spec/peers/python_client.py ' .. url)
     assert.are.equal(0, status, output)
-    assert_conversation(output, '\nbinary 0001ff\n')
+    assert_echoed(output, '\nbinary 0001ff\n')
     output, status = luv_run.process('NODE_PATH=' .. peers.node_modules() .. ' node spec/peers/node_client.cjs ' .. url)
     assert.are.equal(0, status, output)
-    assert_conversation(output, '\nbinary 0001ff true\n')
+    assert_echoed(output, '\nbinary 0001ff true\n')
     server:close()
     assert.are.same({}, errors)
   end)

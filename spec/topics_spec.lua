@@ -11,11 +11,12 @@ local peers = require'spec.support.peers'
 local process = require'spec.support.process'
 local servers = require'spec.support.servers'
 local services = require'spec.support.services'
+local topic_command = require'spec.support.topic_commands'
 
 local run = copas_loop.run
 
--- The handler of the topic commands (the same as spec/support/cluster_server.lua's), plus
--- `go TOPIC`: the server publishes `one`, `two` and `end` to TOPIC.
+-- A server of the topic commands (spec/support/topic_commands.lua), plus `go TOPIC`: the
+-- server publishes `one`, `two` and `end` to TOPIC.
 local function topic_server()
   local server
   local function handler(ws)
@@ -24,19 +25,13 @@ local function topic_server()
       if not message then
         return
       end
-      local command, topic, text = message:match('^(%a+) (%S+) ?(.*)$')
-      if command == 'sub' then
-        assert(ws:subscribe(topic))
-        ws:send('subscribed ' .. topic)
-      elseif command == 'unsub' then
-        ws:unsubscribe(topic)
-        ws:send('unsubscribed ' .. topic)
-      elseif command == 'pub' then
-        ws:publish(topic, text)
-      elseif command == 'go' then
+      local topic = message:match('^go (%S+)$')
+      if topic then
         for _, word in ipairs({ 'one', 'two', 'end' }) do
           server:publish(topic, word)
         end
+      else
+        topic_command(server, ws, message)
       end
     end
   end

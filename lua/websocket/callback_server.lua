@@ -54,11 +54,9 @@ end
 -- every connection with 1001 "going away". Returns at once: each ws' on_close tells when
 -- its closing handshake is done.
 function Server:close(keep_clients)
-  if not self.listening then
+  if not server_common.stop_listening(self) then
     return
   end
-  self.listening = false
-  self.listener:close()
   if not keep_clients then
     for _, ws in pairs(self.connections) do
       ws:close(1001, 'going away')

@@ -308,6 +308,16 @@ function server_common.broadcast_method(self, message, opcode, protocol)
   broadcast(self, message, opcode, protocol)
 end
 
+--- Stops listening (the port is free again at once); false when it had stopped already.
+function server_common.stop_listening(server)
+  if not server.listening then
+    return false
+  end
+  server.listening = false
+  server.listener:close()
+  return true
+end
+
 --- `server:publish(topic, message, [opcode])`: to every subscriber of `topic`; with
 -- `config.cluster`, in every process of the cluster.
 function server_common.publish_method(self, topic, message, opcode)

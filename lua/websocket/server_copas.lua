@@ -60,12 +60,7 @@ end
 -- every connection with 1001 "going away", returning once their closing handshakes are
 -- done (or timed out): in a coroutine it yields meanwhile, outside one it blocks.
 function Server:close(keep_clients)
-  if not self.listening then
-    return
-  end
-  self.listening = false
-  self.listener:close()
-  if keep_clients then
+  if not server_common.stop_listening(self) or keep_clients then
     return
   end
   local handles = {}

@@ -10,6 +10,7 @@
 
 local copas = require'copas'
 local websocket = require'websocket'
+local topic_command = require'spec.support.topic_commands'
 
 local port, redis, channel, reuse_port, ping_interval = arg[1], arg[2], arg[3], arg[4], arg[5]
 
@@ -19,25 +20,6 @@ local pid = process.pid()
 local say = process.say
 
 local server
-
--- Runs a topic command; false when `message` is not one.
-local function topic_command(ws, message)
-  local command, topic, text = message:match('^(%a+) (%S+) ?(.*)$')
-  if command == 'sub' then
-    ws:subscribe(topic)
-    ws:send('subscribed ' .. topic)
-  elseif command == 'unsub' then
-    ws:unsubscribe(topic)
-    ws:send('unsubscribed ' .. topic)
-  elseif command == 'pub' then
-    ws:publish(topic, text)
-  elseif command == 'spub' then
-    server:publish(topic, text)
-  else
-    return false
-  end
-  return true
-end
 
 local config = {
   port = tonumber(port),
@@ -59,7 +41,7 @@ local config = {
           ws:send(tostring(pid))
         elseif message == 'xff' then
           ws:send(ws.request.headers['x-forwarded-for'] or 'none')
-        elseif not topic_command(ws, message) then
+        elseif not topic_command(server, ws, message) then
           ws:broadcast(message, opcode)
         end
       end

@@ -143,15 +143,18 @@ impl Listener {
         if let Some(id) = self.shared.ended.borrow_mut().pop() {
             return Some(ServerEvent::Ended(id));
         }
-        match self.cluster.as_ref().and_then(Cluster::next_event) {
-            Some(ClusterEvent::Outage(message)) => {
-                return Some(ServerEvent::ClusterOutage(message))
+        // Other processes' broadcasts go out here; Lua hears of one only when some member
+        // was busy (it sends to those).
+        while let Some(event) = self.cluster.as_ref().and_then(Cluster::next_event) {
+            match event {
+                ClusterEvent::Outage(message) => return Some(ServerEvent::ClusterOutage(message)),
+                ClusterEvent::Broadcast(broadcast) => {
+                    let busy = self.deliver(&broadcast);
+                    if !busy.is_empty() {
+                        return Some(ServerEvent::ClusterBroadcast(broadcast, busy));
+                    }
+                }
             }
-            Some(ClusterEvent::Broadcast(broadcast)) => {
-                let busy = self.deliver(&broadcast);
-                return Some(ServerEvent::ClusterBroadcast(broadcast, busy));
-            }
-            None => {}
         }
         Some(match self.next_event()? {
             Event::Failed(message, id) => ServerEvent::Failed(message, id),

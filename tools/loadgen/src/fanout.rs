@@ -60,11 +60,13 @@ pub(crate) async fn fanout(
             }
         }
     }
-    // Slow listeners spread evenly, never the first (it learns the frame size).
+    // Slow listeners spread evenly over the listeners and the topics, never the first (it
+    // learns the frame size).
     let mut slow = vec![false; listeners.len()];
     if let Some(step) = listeners.len().checked_div(slow_count) {
-        for index in (1..listeners.len()).step_by(step.max(1)).take(slow_count) {
-            slow[index] = true;
+        for k in 0..slow_count {
+            let index = (1 + k * step.max(1) + k) % listeners.len();
+            slow[index.max(1)] = true;
         }
     }
     if topics > 0 {
@@ -184,7 +186,10 @@ async fn all_at_once(
         .filter(|(index, _)| !audience.slow[*index])
         .map(|(index, tcp)| (tcp, frame * audience.heard_by(index, rounds)));
     read_from_each(expected).await?;
-    // Drain the trigger's own copies (when it is in the group) for a tidy close.
+    if audience.topics > 1 {
+        return Ok(());
+    }
+    // Drain the trigger's own copies (it is in the group) for a tidy close.
     for _ in 0..rounds {
         if tokio::time::timeout(Duration::from_millis(200), trigger.next())
             .await
@@ -308,13 +313,13 @@ async fn read_bytes(
 
 /// The CPU time of the server processes named in LOADGEN_SERVER_PIDS (all their threads,
 /// user and kernel), so that a benchmark can count only the broadcasts' share.
-struct ServerCpu {
+pub(crate) struct ServerCpu {
     pids: Vec<u32>,
     before: Duration,
 }
 
 impl ServerCpu {
-    fn from_env() -> Result<Option<Self>, Failure> {
+    pub(crate) fn from_env() -> Result<Option<Self>, Failure> {
         let Ok(list) = std::env::var("LOADGEN_SERVER_PIDS") else {
             return Ok(None);
         };
@@ -326,7 +331,7 @@ impl ServerCpu {
         Ok(Some(ServerCpu { pids, before }))
     }
 
-    fn used(&self) -> Result<Duration, Failure> {
+    pub(crate) fn used(&self) -> Result<Duration, Failure> {
         Ok(cpu_of(&self.pids)?.saturating_sub(self.before))
     }
 }

@@ -38,6 +38,9 @@
 //! each message of the trigger is a publish (`pub tK <SIZE bytes>`) to the next topic in
 //! turn; with LOADGEN_SLOW=M, M listeners spread over the topics never read (the rates
 //! count the others' deliveries). See fanout.rs.
+//!
+//! `loadgen rooms CONNECTIONS MESSAGES SIZE URL [URL…]`: chat rooms of ten connections
+//! spread over the URLs, every message published to its room; see rooms.rs.
 
 use std::time::Duration;
 
@@ -49,6 +52,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 mod fanout;
+mod rooms;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -93,8 +97,14 @@ async fn main() -> Result<(), Failure> {
             }
             fanout::fanout(trigger, rounds, size, &targets).await
         }
+        Some("rooms") => {
+            let connections: usize = args.get(2).ok_or("CONNECTIONS missing")?.parse()?;
+            let messages: usize = args.get(3).ok_or("MESSAGES missing")?.parse()?;
+            let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
+            rooms::rooms(connections, messages, size, &args[5..]).await
+        }
         _ => Err(
-            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N…"
+            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N… | rooms CONNECTIONS MESSAGES SIZE URL…"
                 .into(),
         ),
     }
