@@ -46,7 +46,21 @@ pub fn websocket_native(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_function(binding::options::check_send)?,
     )?;
     binding::core_functions::export(lua, &exports)?;
+    exports.set("shared", shared_table(lua)?)?;
     Ok(exports)
+}
+
+/// A table every load of the module in one Lua state shares (a test runner that unloads
+/// and requires the Lua modules again gets the same one): what must stay one per state,
+/// such as the loop watches on the core's doorbell.
+fn shared_table(lua: &Lua) -> LuaResult<LuaTable> {
+    const KEY: &str = "websocket_native.shared";
+    if let Some(table) = lua.named_registry_value::<Option<LuaTable>>(KEY)? {
+        return Ok(table);
+    }
+    let table = lua.create_table()?;
+    lua.set_named_registry_value(KEY, &table)?;
+    Ok(table)
 }
 
 #[cfg(test)]

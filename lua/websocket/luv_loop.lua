@@ -7,6 +7,8 @@
 -- `require'luv'`.
 
 local rawget = rawget
+local native = require'websocket_native'
+
 local math_floor = math.floor
 local require = require
 local setmetatable = setmetatable
@@ -29,22 +31,37 @@ function luv_loop.find(given)
   return require'luv'
 end
 
--- One adapter per luv module: the callback layer keeps one driver per adapter.
-local adapters = setmetatable({}, { __mode = 'k' })
+-- One adapter per luv module, kept in the table the native module shares across reloads:
+-- libuv watches a descriptor once per loop, so the doorbell's watch must outlive this
+-- module's table (a test runner may unload and require it again).
+local adapters = native.shared.luv_adapters or setmetatable({}, { __mode = 'k' })
+native.shared.luv_adapters = adapters
 
 local function new_adapter(uv)
   local adapter = {}
 
+  -- One poll handle per descriptor (libuv allows no second one), with its latest callback.
+  local polls = {}
+
   --- Calls `on_readable()` whenever descriptor `fd` is readable, from `start()` until
-  -- `stop()`. While started it keeps the loop running.
+  -- `stop()`. While started it keeps the loop running. A later watch of the same
+  -- descriptor takes over its handle.
   function adapter.watch(fd, on_readable)
-    local poll = uv.new_poll(fd)
+    local entry = polls[fd]
+    if not entry then
+      entry = { poll = uv.new_poll(fd) }
+      polls[fd] = entry
+    end
+    entry.callback = on_readable
+    local function readable()
+      entry.callback()
+    end
     local watcher = {}
     function watcher.start()
-      poll:start('r', on_readable)
+      entry.poll:start('r', readable)
     end
     function watcher.stop()
-      poll:stop()
+      entry.poll:stop()
     end
     return watcher
   end

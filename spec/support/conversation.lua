@@ -1,6 +1,9 @@
 --- What spec/peers/python_client.py and spec/peers/node_client.cjs print after talking to
 -- an echo server with the `echo` protocol, checked in one place for every server flavour.
 
+-- busted's assert, which modules required from a spec do not see as a global.
+local assert = require'luassert'
+
 local conversation = {}
 
 --- Asserts the client's `output`; `binary_line` is how that client prints the binary echo.
