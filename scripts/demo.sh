@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: starts the copas echo server (examples/echo-server-copas.lua), then talks to it
 # with the sync client and with two copas clients at once, on Lua 5.4 with the module that
-# `luarocks make` built and installed; then starts the browser chat
+# `luarocks make` built and installed; the luv client (callbacks on libuv's loop) talks to
+# it too; then starts the browser chat
 # (examples/chat-server-browser.lua), fetches its page, is refused without the token and
 # chats with it. DEMO_KEEP=1 keeps the chat running for a browser. Installs what is missing
 # on the way.
@@ -27,6 +28,8 @@ log "the sync client talks to the copas echo server"
 "$LUA" examples/echo-client-sync.lua "ws://127.0.0.1:$port/echo"
 log "two copas clients talk to it at once"
 "$LUA" examples/echo-client-copas.lua "ws://127.0.0.1:$port/echo"
+log "the luv client (callbacks, luv's loop) talks to it while a luv timer ticks"
+"$LUA" examples/echo-client-luv.lua "ws://127.0.0.1:$port/echo"
 
 log "the browser chat: one port serves the page, a health check and the WebSocket"
 chat_port=$(free_port)
