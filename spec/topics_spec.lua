@@ -241,10 +241,21 @@ describe('topics across processes', function()
 end)
 
 describe('slow readers', function()
+  local started = {}
+
+  -- Stopped even when a test fails half-way.
+  after_each(function()
+    for index = #started, 1, -1 do
+      started[index].stop('KILL')
+    end
+    started = {}
+  end)
+
   local function start(max_buffered, policy)
     local port = process.free_port()
     local server = services.spawn(('%s spec/support/broadcast_server.lua %d %s %s'):format(
       peers.lua_interpreter(), port, tostring(max_buffered or 'none'), policy or 'drop'))
+    started[#started + 1] = server
     assert(copas_loop.step_until(function() return server.output():find('listening', 1, true) end, 10),
       server.output())
     server.pid = tonumber(server.output():match('listening (%d+)'))
@@ -310,7 +321,6 @@ describe('slow readers', function()
   it("never hold a broadcast with on_backpressure = 'drop': healthy clients get everything", function()
     local server = start(1024 * 1024, 'drop')
     local result = slow_reader_run(server, 300, 8)
-    server.stop('KILL')
     process.say('drop: ', result.done, '; RSS growth ', result.growth, ' KiB')
     assert.are.same({ 300, 300 }, result.received)
     local dropped = tonumber(result.done:match('dropped (%d+)'))
@@ -323,7 +333,6 @@ describe('slow readers', function()
   it("close slow members with on_backpressure = 'close', and the others keep everything", function()
     local server = start(1024 * 1024, 'close')
     local result = slow_reader_run(server, 300, 3)
-    server.stop('KILL')
     process.say('close: ', result.done, '; ', result.stats, '; RSS growth ', result.growth, ' KiB')
     assert.are.same({ 300, 300 }, result.received)
     assert.matches('members 3$', result.stats)
