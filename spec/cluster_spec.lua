@@ -71,22 +71,8 @@ local function missing(...)
 end
 
 describe('beyond one process', function()
-  local started
-
-  before_each(function()
-    started = {}
-  end)
-
-  after_each(function()
-    for index = #started, 1, -1 do
-      started[index].stop('KILL')
-    end
-  end)
-
-  local function keep(service)
-    started[#started + 1] = service
-    return service
-  end
+  local keep, stop_all = services.keeper()
+  after_each(stop_all)
 
   it('raises from listen for a Redis URL it cannot use', function()
     local ok, err = pcall(websocket.server.copas.listen, {

@@ -159,19 +159,8 @@ describe('topics in one process', function()
 end)
 
 describe('topics across processes', function()
-  local started = {}
-
-  after_each(function()
-    for index = #started, 1, -1 do
-      started[index].stop('KILL')
-    end
-    started = {}
-  end)
-
-  local function keep(service)
-    started[#started + 1] = service
-    return service
-  end
+  local keep, stop_all = services.keeper()
+  after_each(stop_all)
 
   -- How many subscribers Redis counts on `channel`.
   local function numsub(redis, channel)
@@ -241,21 +230,13 @@ describe('topics across processes', function()
 end)
 
 describe('slow readers', function()
-  local started = {}
-
-  -- Stopped even when a test fails half-way.
-  after_each(function()
-    for index = #started, 1, -1 do
-      started[index].stop('KILL')
-    end
-    started = {}
-  end)
+  local keep, stop_all = services.keeper()
+  after_each(stop_all)
 
   local function start(max_buffered, policy)
     local port = process.free_port()
-    local server = services.spawn(('%s spec/support/broadcast_server.lua %d %s %s'):format(
-      peers.lua_interpreter(), port, tostring(max_buffered or 'none'), policy or 'drop'))
-    started[#started + 1] = server
+    local server = keep(services.spawn(('%s spec/support/broadcast_server.lua %d %s %s'):format(
+      peers.lua_interpreter(), port, tostring(max_buffered or 'none'), policy or 'drop')))
     assert(copas_loop.step_until(function() return server.output():find('listening', 1, true) end, 10),
       server.output())
     server.pid = tonumber(server.output():match('listening (%d+)'))

@@ -1,10 +1,10 @@
 --- A server process for the slow-reader specs. Every connection is a member of the default
 -- group; a connection that sends `go COUNT SIZE` gets COUNT broadcasts of SIZE bytes, the
 -- next one each time it answers `next` (so it paces them, and copas runs between them on
--- every copas version), then `done SECONDS dropped DROPPED closed CLOSED members MEMBERS`:
--- how long the loop took, how many broadcasts members skipped (ws.dropped, summed), how
--- many members were closed as too slow, how many are left. `stats` answers the same
--- without the time, at any time; `buffered` the largest ws:buffered() of the members.
+-- every copas version), then `done SECONDS dropped DROPPED members MEMBERS`: how long the
+-- loop took, how many broadcasts members skipped (ws.dropped, summed), how many members
+-- are left (fewer once slow ones were closed). `stats` answers the same without the time,
+-- at any time.
 -- Prints `listening <pid>` once it listens.
 --   lua spec/support/broadcast_server.lua PORT MAX_BUFFERED|none drop|close
 
@@ -15,7 +15,6 @@ local process = require'spec.support.process'
 
 local port, max_buffered, policy = tonumber(arg[1]), tonumber(arg[2]), arg[3]
 local members = {}
-local closed = 0
 local server
 
 -- Skipped broadcasts of members gone already.
@@ -24,10 +23,10 @@ local dropped_before = 0
 local function stats()
   local dropped, count = dropped_before, 0
   for member in pairs(members) do
-    dropped = dropped + (member.dropped or 0)
+    dropped = dropped + member.dropped
     count = count + 1
   end
-  return ('dropped %d closed %d members %d'):format(dropped, closed, count)
+  return ('dropped %d members %d'):format(dropped, count)
 end
 
 local function broadcast_loop(ws, count, size)
@@ -50,11 +49,8 @@ server = websocket.server.copas.listen({
   default = function(ws)
     members[ws] = true
     while true do
-      local message, _, _, code = ws:receive()
+      local message = ws:receive()
       if not message then
-        if code == 1008 then
-          closed = closed + 1
-        end
         break
       end
       local count, size = message:match('^go (%d+) (%d+)$')
@@ -62,15 +58,9 @@ server = websocket.server.copas.listen({
         broadcast_loop(ws, tonumber(count), tonumber(size))
       elseif message == 'stats' then
         ws:send(stats())
-      elseif message == 'buffered' then
-        local largest = 0
-        for member in pairs(members) do
-          largest = math.max(largest, member:buffered())
-        end
-        ws:send(tostring(largest))
       end
     end
-    dropped_before = dropped_before + (ws.dropped or 0)
+    dropped_before = dropped_before + ws.dropped
     members[ws] = nil
   end,
 })

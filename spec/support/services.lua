@@ -60,6 +60,23 @@ function services.port_open(port)
   return ok ~= nil
 end
 
+--- For a describe that starts services: `keep(service)` (returns it) and `stop_all()` (for
+-- its after_each: kills what was kept, the last first, also after a test failed half-way).
+function services.keeper()
+  local started = {}
+  local function keep(service)
+    started[#started + 1] = service
+    return service
+  end
+  local function stop_all()
+    for index = #started, 1, -1 do
+      started[index].stop('KILL')
+    end
+    started = {}
+  end
+  return keep, stop_all
+end
+
 --- redis-server on `port` (a free one by default), without persistence.
 function services.redis(port)
   port = port or process.free_port()
