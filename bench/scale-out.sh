@@ -19,7 +19,8 @@
 # all on one Redis channel; redis-server and the load generator unlimited), every message
 # published to its room (`loadgen rooms`: lost and duplicated deliveries counted per
 # connection). Prints each N's ratio to one process (the goal: at least 0.8 N).
-#   QUOTA=0.3 N="2 4" bash bench/scale-out.sh      ROOMS_CONNECTIONS=1000 ROOMS_MESSAGES=20
+#   QUOTA=0.3 N="2 4" bash bench/scale-out.sh      ROOMS_CONNECTIONS=1000 ROOMS_MESSAGES=100
+#   WORKLOADS=rooms (or echo) measures one of the two only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh

@@ -10,7 +10,9 @@
 CGROUP_CPU=/sys/fs/cgroup/cpu
 N=${N:-"2 4"}
 ROOMS_CONNECTIONS=${ROOMS_CONNECTIONS:-1000}
-ROOMS_MESSAGES=${ROOMS_MESSAGES:-20}
+ROOMS_MESSAGES=${ROOMS_MESSAGES:-100}
+# Which workloads to measure: "echo rooms" (both, the default), or one of them.
+WORKLOADS=${WORKLOADS:-"echo rooms"}
 quota_groups=()
 
 # Puts process $1 in a cgroup of its own limited to QUOTA cores.
@@ -86,6 +88,13 @@ run_quota_mode() {
   [ -w "$CGROUP_CPU" ] || { echo "QUOTA needs root and the cgroup v1 cpu controller at $CGROUP_CPU" >&2; exit 1; }
   trap 'kill "${pids[@]}" 2>/dev/null || true; sleep 0.5; remove_groups' EXIT
   echo "Each server process limited to $QUOTA of a core (cgroup v1 cpu.cfs_quota_us)."
+  [[ " $WORKLOADS " == *" echo "* ]] && quota_echo
+  [[ " $WORKLOADS " == *" rooms "* ]] && quota_rooms
+  return 0
+}
+
+# The reuse_port echo, 1 process against N.
+quota_echo() {
   echo
   echo "| 1,000 connections x 64 B echo, reuse_port | messages/s (median) | ratio to one process | goal |"
   echo "|---|---|---|---|"
@@ -102,7 +111,10 @@ run_quota_mode() {
     stop_servers
     echo "| $count processes | $(printf "%'.0f" "$result") | $(awk -v a="$result" -v b="$one" 'BEGIN { printf "%.2f", a / b }') | $(awk -v n="$count" 'BEGIN { printf "%.1f", 0.8 * n }') |"
   done
+}
 
+# Chat rooms over Redis, 1 process against N.
+quota_rooms() {
   redis_port=$(free_port)
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >build/run/scale-redis.log 2>&1 &
   pids+=($!)

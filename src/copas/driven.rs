@@ -44,6 +44,8 @@ pub(crate) struct DrivenConnection {
     pub(super) send_waiting: bool,
     /// A broadcast's message waits in the write buffer for the socket (see Member::offer).
     pub(super) flush_waiting: bool,
+    /// Broadcast frames are held for the core's next step (runtime/corked.rs).
+    pub(super) holds_frames: bool,
     /// The close frame's code and reason, once a close has started.
     pub(super) closing_with: Option<(u16, String)>,
     /// Messages read ahead for a later receive (at most `settings.max_queue`).
@@ -95,6 +97,7 @@ impl DrivenConnection {
             unsent: None,
             send_waiting: false,
             flush_waiting: false,
+            holds_frames: false,
             closing_with: None,
             inbox: VecDeque::new(),
             inbox_bytes: 0,
@@ -447,7 +450,7 @@ pub(crate) fn send_payload_on(
         match written {
             FrameWrite::Written => Poll::Ready(Ok(())),
             // The rest of the frame goes out with a flush, which may wait for room.
-            FrameWrite::Partly => driven.resume_send(core),
+            FrameWrite::Partly | FrameWrite::Held(_) => driven.resume_send(core),
             FrameWrite::Refused => match connection::data_message(payload, is_text) {
                 Ok(message) => {
                     driven.unsent = Some(message);
@@ -487,5 +490,23 @@ impl Pump for DrivenConnection {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn write_held(&mut self, core: &Core) {
+        if !std::mem::take(&mut self.holds_frames) || self.connection.state() != State::Open {
+            // A close writes what is held before its frame.
+            return;
+        }
+        let mut cx = self.readiness.waker_context();
+        match self.connection.poll_send(&mut cx, &mut None) {
+            Poll::Ready(Ok(())) => {}
+            // The core flushes the rest when the socket has room.
+            Poll::Pending => self.flush_waiting = true,
+            Poll::Ready(Err(ending)) => {
+                self.ended = Some(ending);
+                self.settle(core);
+                self.readiness.raise();
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! A copas connection as a server's broadcast sees it: a message is written to its socket
-//! without waiting when nothing else waits to be written, else the member is reported busy
-//! and Lua sends with a send that waits (nothing lost, at most one message per connection
-//! held).
+//! without waiting (a small one held for one write with others at the core's next step)
+//! when nothing else waits to be written, else the member is reported busy and Lua sends
+//! with a send that waits (nothing lost, at most one message per connection held).
 
 use std::cell::RefCell;
 use std::task::Poll;
@@ -48,6 +48,11 @@ impl Member {
         }
         let written = driven.connection.try_write_broadcast(frames);
         let mut unsent = match written {
+            FrameWrite::Held(bytes) => {
+                let first = !std::mem::replace(&mut driven.holds_frames, true);
+                core.hold(driven.readiness.id(), first, bytes);
+                return Offered::Sent;
+            }
             FrameWrite::Written => return Offered::Sent,
             // Only the rest of the frame is left to write: a flush does it.
             FrameWrite::Partly => None,

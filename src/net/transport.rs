@@ -46,8 +46,11 @@ pub struct Transport {
     response_head: Option<ResponseHead>,
     /// permessage-deflate, once negotiated (deflate.rs).
     compression: Option<Box<Compression>>,
-    /// The part of a frame from `try_write_frame` that the socket has not taken yet.
+    /// The part of a frame from `try_write_frame` that the socket has not taken yet, or
+    /// broadcast frames held for one write (around.rs).
     frame_rest: Vec<u8>,
+    /// The socket did not take all of `frame_rest`: no more frames are held until it has.
+    socket_was_full: bool,
     /// tungstenite's last write was refused or taken only in part: it holds bytes that must
     /// go out before any frame written around it. (tungstenite always offers its whole
     /// buffer, and with no write buffer (options.rs) writes as soon as it has a frame, so a
@@ -68,6 +71,9 @@ pub struct Transport {
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameWrite {
     Written,
+    /// Held, with this many bytes, for one write with the others at the core's next step
+    /// (`poll_write_held`).
+    Held(usize),
     /// The socket took a part; the rest goes out with the next flush or write.
     Partly,
     /// Nothing was written: the socket is full, something else waits, or this is TLS.
@@ -88,6 +94,7 @@ impl Transport {
             response_head: None,
             compression: None,
             frame_rest: Vec::new(),
+            socket_was_full: false,
             writer_holds_bytes: false,
             handed: MessageCount::default(),
             account: Account::new(),

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::{Builder, EnterGuard, Runtime};
 
 use crate::net::socket::Socket;
+use crate::runtime::corked::Corked;
 use crate::runtime::doorbell::Doorbell;
+use crate::runtime::first_steps::FirstSteps;
 use crate::runtime::reactor_fd;
 use crate::runtime::ready::{RaisedQueue, Readiness};
 
@@ -66,6 +68,8 @@ pub trait Pump {
     fn is_closing(&self) -> bool;
     /// The pump as what it is (for the C functions that reach a connection by its id).
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// Writes the broadcast frames it holds (corked.rs).
+    fn write_held(&mut self, _core: &Core) {}
 }
 
 /// tokio rounds timer deadlines up to the next millisecond and fires them only when its
@@ -112,37 +116,6 @@ impl WaitAlarm {
     }
 }
 
-/// Whether a step before a coroutine waits is worth its epoll_waits: it is when such
-/// steps found the awaited message lately. Skipping one is never wrong: whatever the core
-/// has not taken rings the doorbell that copas selects on.
-#[derive(Default)]
-pub struct FirstSteps {
-    /// Steps that found nothing, or were skipped, since the last that found something.
-    misses: Cell<u32>,
-}
-
-impl FirstSteps {
-    /// Misses in a row after which steps are skipped.
-    const MISSES_TO_SKIP: u32 = 2;
-    /// While skipping, one in this many is tried, to notice when the traffic changed.
-    const PROBE_EVERY: u32 = 16;
-
-    pub fn worth_trying(&self) -> bool {
-        let misses = self.misses.get();
-        let worth = misses < Self::MISSES_TO_SKIP || misses.is_multiple_of(Self::PROBE_EVERY);
-        if !worth {
-            self.misses.set(misses.wrapping_add(1));
-        }
-        worth
-    }
-
-    pub fn record(&self, found: bool) {
-        let misses = self.misses.get();
-        self.misses
-            .set(if found { 0 } else { misses.wrapping_add(1) });
-    }
-}
-
 pub struct Core {
     runtime: Runtime,
     /// Zero of the clock Lua sees through `websocket_native.now()`.
@@ -164,6 +137,8 @@ pub struct Core {
     /// takes): while there are any, Lua steps again without waiting.
     backlog: Cell<usize>,
     pub first_steps: FirstSteps,
+    /// The connections holding broadcast frames for this step (corked.rs).
+    corked: Corked,
     /// Buffers kept from step to step (the handles woken, the ids handed to Lua), so that a
     /// step allocates nothing.
     woken_buffer: Cell<Vec<Readiness>>,
@@ -198,6 +173,7 @@ impl Core {
             next_readiness_id: Cell::new(1),
             backlog: Cell::new(0),
             first_steps: FirstSteps::default(),
+            corked: Corked::default(),
             woken_buffer: Cell::new(Vec::new()),
             ids_buffer: Cell::new(Vec::new()),
         })
@@ -386,6 +362,7 @@ impl Core {
     /// the woken handles: each is driven if it has a pump, and raised for Lua. Returns how
     /// many handles were woken.
     fn turn(&self) -> usize {
+        self.write_held();
         // Yielding once makes the scheduler poll the reactor with a zero timeout.
         self.runtime.block_on(tokio::task::yield_now());
         self.raise_expired_deadlines();
@@ -414,6 +391,46 @@ impl Core {
         }
         self.woken_buffer.set(woken);
         count
+    }
+
+    /// Notes that connection `id` holds `bytes` more of broadcast frames (`first`: its first
+    /// since it last wrote them) for this step, which the doorbell makes come soon.
+    pub fn hold(&self, id: u64, first: bool, bytes: usize) {
+        if self.corked.hold(id, first, bytes) {
+            self.doorbell.borrow_mut().ring_at(Instant::now());
+        }
+    }
+
+    /// Writes the broadcast frames every connection holds, when they are more than the
+    /// step should wait for.
+    pub fn write_held_if_many(&self) {
+        if self.corked.is_over_limit() {
+            self.write_held();
+        }
+    }
+
+    /// Writes the broadcast frames every connection holds. A connection a Lua call holds
+    /// now keeps its frames for the next step.
+    fn write_held(&self) {
+        if self.corked.is_empty() {
+            return;
+        }
+        let mut ids = Vec::new();
+        self.corked.take(&mut ids);
+        let _runtime = self.enter();
+        for id in ids {
+            let Some(pump) = self.pump(id) else { continue };
+            let held_by_lua = match pump.try_borrow_mut() {
+                Ok(mut pump) => {
+                    pump.write_held(self);
+                    false
+                }
+                Err(_) => true,
+            };
+            if held_by_lua {
+                self.hold(id, true, 0);
+            }
+        }
     }
 
     /// Blocks until the doorbell rings or `limit` passes, then steps: how the copas flavour
@@ -446,32 +463,5 @@ impl Core {
                 readiness.raise();
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::FirstSteps;
-
-    #[test]
-    fn first_steps_are_skipped_after_misses_and_probed_now_and_then() {
-        let steps = FirstSteps::default();
-        for _ in 0..FirstSteps::MISSES_TO_SKIP {
-            assert!(steps.worth_trying());
-            steps.record(false);
-        }
-        let tried = (0..FirstSteps::PROBE_EVERY * 4)
-            .filter(|_| {
-                let worth = steps.worth_trying();
-                if worth {
-                    steps.record(false);
-                }
-                worth
-            })
-            .count();
-        assert_eq!(tried, 4);
-        // One that finds something makes the next worth trying again.
-        steps.record(true);
-        assert!(steps.worth_trying());
     }
 }

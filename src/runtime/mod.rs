@@ -4,6 +4,8 @@
 
 pub(crate) mod call_timer;
 pub(crate) mod core;
+pub(crate) mod corked;
 pub(crate) mod doorbell;
+pub(crate) mod first_steps;
 pub(crate) mod reactor_fd;
 pub(crate) mod ready;

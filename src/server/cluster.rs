@@ -50,10 +50,19 @@ impl Inbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues `event` for Lua. Only the first event of a batch rings: Lua takes every
+    /// queued event before it waits again, so a ring per message would only cost a system
+    /// call and a wake-up each.
     pub(super) fn push(&self, event: ClusterEvent) {
-        self.events().push_back(event);
-        self.readiness.wake();
-        self.ringer.ring();
+        let was_empty = {
+            let mut events = self.events();
+            events.push_back(event);
+            events.len() == 1
+        };
+        if was_empty {
+            self.readiness.wake();
+            self.ringer.ring();
+        }
     }
 }
 

@@ -163,6 +163,7 @@ impl ServerState {
                 busy.push(id);
             }
         }
+        core.write_held_if_many();
         busy
     }
 }

@@ -109,7 +109,7 @@ impl SyncClient {
     pub(crate) fn send_payload(&mut self, payload: &[u8], is_text: bool) -> Result<(), Ending> {
         match self.connection.try_write_data(payload, is_text, true) {
             FrameWrite::Written => Ok(()),
-            FrameWrite::Partly => {
+            FrameWrite::Partly | FrameWrite::Held(_) => {
                 let flushing = self.connection.flush();
                 let outcome = self.timer.run(&self.core, self.timeout, flushing, true);
                 outcome.unwrap_or_else(|| Err(Ending::unclean(1006, TIMEOUT)))

@@ -30,7 +30,7 @@ fn frames_taken_in_part_end_before_anything_written_after_them() {
                     expected.extend_from_slice(&frame);
                     break;
                 }
-                FrameWrite::Refused => panic!("refused before a partial write"),
+                other => panic!("{other:?} before a partial write"),
             }
         }
         // Nothing more goes around the writer until the rest is out.
@@ -103,5 +103,63 @@ fn a_read_is_worth_it_only_while_a_message_handed_out_is_not_returned_or_bytes_c
         peer.write_all(b"\x81").await.expect("write");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(transport.poll_worth_reading(&mut cx, 2).is_ready());
+    });
+}
+
+#[test]
+fn broadcast_frames_are_held_for_one_write_in_their_order() {
+    use crate::net::data_frame::BroadcastFrames;
+    use around::MAX_HELD;
+    use tokio_tungstenite::tungstenite::Message;
+    runtime().block_on(async {
+        let (mut transport, mut reader) = connected().await;
+        let small = Message::Text("held".into());
+        let small = BroadcastFrames::new(&small);
+        let small_frame = small.plain().expect("a frame").to_vec();
+        let held = FrameWrite::Held(small_frame.len());
+        assert_eq!(transport.try_write_broadcast(&small), held);
+        assert_eq!(transport.try_write_broadcast(&small), held);
+        assert_eq!(transport.unwritten(), 2 * small_frame.len());
+        let mut probe = [0u8; 1];
+        assert!(reader.try_read(&mut probe).is_err(), "held frames went out");
+        // A frame too large to hold goes out at once, after the held ones.
+        let large = Message::Binary(vec![9u8; MAX_HELD].into());
+        let large = BroadcastFrames::new(&large);
+        let large_frame = large.plain().expect("a frame").to_vec();
+        assert_eq!(transport.try_write_broadcast(&large), FrameWrite::Written);
+        // Held again, and written by a flush ahead of what tungstenite writes.
+        assert_eq!(transport.try_write_broadcast(&small), held);
+        transport.write_all(b"after").await.expect("write");
+        transport.flush().await.expect("flush");
+        assert_eq!(transport.unwritten(), 0);
+        let expected = [
+            &small_frame[..],
+            &small_frame,
+            &large_frame,
+            &small_frame,
+            b"after",
+        ]
+        .concat();
+        let mut received = vec![0u8; expected.len()];
+        reader.read_exact(&mut received).await.expect("read");
+        assert!(received == expected, "bytes out of order");
+    });
+}
+
+#[test]
+fn nothing_is_held_behind_the_rest_of_a_frame_the_socket_refused() {
+    use crate::net::data_frame::BroadcastFrames;
+    use tokio_tungstenite::tungstenite::Message;
+    runtime().block_on(async {
+        let (mut transport, _reader) = connected().await;
+        let frame = vec![3u8; 100_000];
+        let mut written = FrameWrite::Written;
+        while written == FrameWrite::Written {
+            written = transport.try_write_frame(&frame);
+        }
+        assert_eq!(written, FrameWrite::Partly);
+        let small = Message::Text("late".into());
+        let small = BroadcastFrames::new(&small);
+        assert_eq!(transport.try_write_broadcast(&small), FrameWrite::Refused);
     });
 }

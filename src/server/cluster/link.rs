@@ -18,6 +18,8 @@ use super::{ClusterEvent, Inbox, Outgoing};
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most publishes sent to Redis in one round trip.
+const MAX_PIPELINE: usize = 512;
 
 pub(super) struct Link {
     pub(super) client: redis::Client,
@@ -126,8 +128,13 @@ impl Link {
         *backoff = FIRST_BACKOFF;
         *in_outage = false;
         let (mut subscriptions, mut messages) = subscriber.split();
+        // A subscription change found while gathering publishes, for the next turn.
+        let mut put_back: Option<Outgoing> = None;
         loop {
-            let next = tokio::select! {
+            let next = if let Some(next) = put_back.take() {
+                next
+            } else {
+                tokio::select! {
                 message = messages.next() => match message {
                     Some(message) => {
                         self.deliver(message.get_payload_bytes());
@@ -139,19 +146,27 @@ impl Link {
                     Some(next) => next,
                     None => return SessionEnd::Closed,
                 },
+                }
             };
             let asked = match next {
                 Outgoing::Publish(topic, bytes) => {
-                    let channel = match topic {
-                        Some(topic) => topic_channel(&self.channel, &topic),
-                        None => self.channel.clone(),
-                    };
-                    let mut command = redis::cmd("PUBLISH");
-                    command.arg(channel).arg(bytes);
-                    let publish = command.query_async::<i64>(&mut publisher);
-                    tokio::time::timeout(REDIS_TIMEOUT, publish)
-                        .await
-                        .map(|done| done.map(drop))
+                    // What Lua published meanwhile goes in the same round trip to Redis.
+                    let mut pipeline = redis::pipe();
+                    self.add_publish(&mut pipeline, topic, bytes);
+                    for _ in 1..MAX_PIPELINE {
+                        match outgoing.try_recv() {
+                            Ok(Outgoing::Publish(topic, bytes)) => {
+                                self.add_publish(&mut pipeline, topic, bytes)
+                            }
+                            Ok(other) => {
+                                put_back = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let publish = pipeline.query_async::<()>(&mut publisher);
+                    tokio::time::timeout(REDIS_TIMEOUT, publish).await
                 }
                 Outgoing::Subscribe(topic) => {
                     if !hearing.topics.insert(topic.clone()) {
@@ -174,6 +189,15 @@ impl Link {
                 Err(_) => return SessionEnd::Lost("Redis did not answer in time".into()),
             }
         }
+    }
+
+    /// Adds the PUBLISH of `bytes` to the cluster's channel, or to `topic`'s.
+    fn add_publish(&self, pipeline: &mut redis::Pipeline, topic: Option<String>, bytes: Vec<u8>) {
+        let channel = match topic {
+            Some(topic) => topic_channel(&self.channel, &topic),
+            None => self.channel.clone(),
+        };
+        pipeline.cmd("PUBLISH").arg(channel).arg(bytes).ignore();
     }
 
     fn deliver(&self, bytes: &[u8]) {
