@@ -41,6 +41,9 @@
 //!
 //! `loadgen rooms CONNECTIONS MESSAGES SIZE URL [URL…]`: chat rooms of ten connections
 //! spread over the URLs, every message published to its room; see rooms.rs.
+//!
+//! `loadgen channels REDIS_URL LAYOUT SPREAD TOPICS PUBLISHES [PROCESSES]`: a Redis channel per topic
+//! against one channel for all, for a cluster's topic publishes; see channels.rs.
 
 use std::time::Duration;
 
@@ -51,6 +54,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+mod channels;
 mod fanout;
 mod rooms;
 
@@ -103,11 +107,23 @@ async fn main() -> Result<(), Failure> {
             let size: usize = args.get(4).ok_or("SIZE missing")?.parse()?;
             rooms::rooms(connections, messages, size, &args[5..]).await
         }
+        Some("channels") => {
+            let (url, layout, spread) = (arg(&args, 2)?, arg(&args, 3)?, arg(&args, 4)?);
+            let topics: usize = arg(&args, 5)?.parse()?;
+            let publishes: usize = arg(&args, 6)?.parse()?;
+            let processes: usize = args.get(7).map_or(Ok(2), |n| n.parse())?;
+            channels::channels(url, layout, spread, topics, publishes, processes).await
+        }
         _ => Err(
-            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N… | rooms CONNECTIONS MESSAGES SIZE URL…"
+            "usage: loadgen idle URL N SECONDS | echo URL COUNT SIZE [binary] | tcp-echo HOST:PORT COUNT SIZE | many URL CONNECTIONS COUNT SIZE | fanout TRIGGER_URL ROUNDS SIZE URL:N… | rooms CONNECTIONS MESSAGES SIZE URL… | channels REDIS_URL LAYOUT SPREAD TOPICS PUBLISHES [PROCESSES]"
                 .into(),
         ),
     }
+}
+
+/// Argument `index`, or an error naming its place.
+fn arg(args: &[String], index: usize) -> Result<&str, Failure> {
+    Ok(args.get(index).ok_or(format!("argument {index} missing"))?)
 }
 
 pub(crate) type Connection =
