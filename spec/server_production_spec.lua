@@ -564,6 +564,49 @@ describe('server:broadcast', function()
     end
   end)
 
+  it('sends broadcasts made without yielding in order with the members\' own sends', function()
+    -- 3,000 broadcasts of 400 bytes in one go: far over what one member holds (16 KiB) and
+    -- what all hold (1 MiB) before it is written, with a direct send every 1,000.
+    local count, filler = 3000, ('f'):rep(394)
+    local server, url = servers.start({
+      default = function(ws)
+        if ws:receive() ~= 'go' then return end
+        for index = 1, count do
+          ws:broadcast(('%05d '):format(index) .. filler)
+          if index % 1000 == 0 then ws:send('direct ' .. index) end
+        end
+        ws:send('done')
+        ws:receive()
+      end,
+    })
+    local sender_got, other_got = {}, {}
+    run(function()
+      local sender = copas_client(url, nil, { timeout = 5 })
+      local other = copas_client(url, nil, { timeout = 5 })
+      copas_loop.step_until(function() return false end, 0.1)
+      sender:send('go')
+      repeat
+        local message = sender:receive()
+        sender_got[#sender_got + 1] = message and message:sub(1, 12)
+      until message == nil or message == 'done'
+      for _ = 1, count do
+        other_got[#other_got + 1] = (other:receive() or 'nothing'):sub(1, 5)
+      end
+      sender:close()
+      other:close()
+    end)
+    server:close()
+    local expected_sender, expected_other = {}, {}
+    for index = 1, count do
+      expected_sender[#expected_sender + 1] = ('%05d '):format(index) .. filler:sub(1, 6)
+      expected_other[index] = ('%05d'):format(index)
+      if index % 1000 == 0 then expected_sender[#expected_sender + 1] = 'direct ' .. index end
+    end
+    expected_sender[#expected_sender + 1] = 'done'
+    assert.are.same(expected_sender, sender_got)
+    assert.are.same(expected_other, other_got)
+  end)
+
   it('goes on past a member whose socket just failed, and the server keeps serving', function()
     local server, url, errors, port = servers.start({ default = function() end })
     local got
