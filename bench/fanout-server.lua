@@ -3,7 +3,8 @@
 -- (subscribes the sender), `pub TOPIC BODY` (publishes BODY to TOPIC's subscribers) and
 -- `wpub TOPIC BODY` (to TOPIC's subscribers but the sender: a chat room).
 -- bench/fanout.sh and bench/scale-out.sh run it.
---   lua bench/fanout-server.lua PORT [REDIS_URL]   (with a Redis URL: as a cluster, reuse_port)
+--   lua bench/fanout-server.lua PORT [REDIS_URL [CHANNEL]]
+-- (with a Redis URL: as a cluster on CHANNEL, default 'fanout-bench', with reuse_port)
 -- With FANOUT_DEFLATE set in the environment, it agrees to permessage-deflate; with
 -- FANOUT_MAX_BUFFERED (bytes), members over it miss messages (on_backpressure = 'drop').
 
@@ -16,7 +17,7 @@ server = websocket.server.copas.listen({
   port = tonumber(arg[1]),
   interface = '127.0.0.1',
   reuse_port = redis ~= nil,
-  cluster = redis and { redis = redis, channel = 'fanout-bench' } or nil,
+  cluster = redis and { redis = redis, channel = arg[3] or 'fanout-bench' } or nil,
   compression = os.getenv('FANOUT_DEFLATE') and 'deflate' or nil,
   max_buffered = tonumber(os.getenv('FANOUT_MAX_BUFFERED') or ''),
   default = function(ws)

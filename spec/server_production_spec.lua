@@ -565,9 +565,9 @@ describe('server:broadcast', function()
   end)
 
   it('sends broadcasts made without yielding in order with the members\' own sends', function()
-    -- 3,000 broadcasts of 400 bytes in one go: far over what one member holds (16 KiB) and
-    -- what all hold (1 MiB) before it is written, with a direct send every 1,000.
-    local count, filler = 3000, ('f'):rep(394)
+    -- 3,000 broadcasts of 1,400 bytes in one go: far over what one member holds (16 KiB)
+    -- and what all hold (4 MiB) before it is written, with a direct send every 1,000.
+    local count, filler = 3000, ('f'):rep(1394)
     local server, url = servers.start({
       default = function(ws)
         if ws:receive() ~= 'go' then return end

@@ -44,22 +44,23 @@ start_echo_servers() {
   sleep 0.5
 }
 
-# Starts `count` room servers (fanout-server.lua as a cluster, one port each) under the
-# quota; their pids in `servers`, their URLs in `urls`.
+# Starts `count` room servers (fanout-server.lua as a cluster on channel `rooms-<count>`, one
+# port each) under the quota; their pids in room_servers[count], their URLs in
+# room_urls[count].
+declare -A room_servers room_urls
 start_room_servers() {
   local count=$1 port
-  servers=""
-  urls=()
+  room_servers[$count]=""
+  room_urls[$count]=""
   for _ in $(seq "$count"); do
     port=$(free_port)
-    "$LUA" bench/fanout-server.lua "$port" "redis://127.0.0.1:$redis_port" >/dev/null 2>&1 &
+    "$LUA" bench/fanout-server.lua "$port" "redis://127.0.0.1:$redis_port" "rooms-$count" >/dev/null 2>&1 &
     pids+=($!)
     limit $!
-    servers="$servers $!"
-    urls+=("ws://127.0.0.1:$port/")
+    room_servers[$count]="${room_servers[$count]} $!"
+    room_urls[$count]="${room_urls[$count]} ws://127.0.0.1:$port/"
     wait_port "$port"
   done
-  sleep 0.5
 }
 
 stop_servers() {
@@ -69,19 +70,14 @@ stop_servers() {
   wait $servers 2>/dev/null || true
 }
 
-# ROUNDS runs of `loadgen rooms` against `urls`; prints the median deliveries/s, and the
-# total lost and duplicated over the runs.
-rooms_rounds() {
-  local output rates=() lost=0 duplicated=0
-  for _ in $(seq "$ROUNDS"); do
-    output=$(LOADGEN_SERVER_PIDS=$servers target/release/loadgen rooms "$ROOMS_CONNECTIONS" "$ROOMS_MESSAGES" 64 "${urls[@]}")
-    echo "    $output" >&2
-    rates+=("$(awk '{ print $2 }' <<<"$output")")
-    lost=$((lost + $(awk '{ print $4 }' <<<"$output")))
-    duplicated=$((duplicated + $(awk '{ print $6 }' <<<"$output")))
-  done
-  printf '%s\n' "${rates[@]}" | sort -n | awk -v lost="$lost" -v dup="$duplicated" \
-    '{ v[NR] = $1 } END { printf "%s %s %s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR], lost, dup }'
+# One run of `loadgen rooms` against the room servers of `count` processes, appended to
+# build/run/rooms-<count>.results ("deliveries/s lost duplicated").
+rooms_once() {
+  local count=$1 output
+  # shellcheck disable=SC2086
+  output=$(LOADGEN_SERVER_PIDS=${room_servers[$count]} target/release/loadgen rooms "$ROOMS_CONNECTIONS" "$ROOMS_MESSAGES" 64 ${room_urls[$count]})
+  echo "    $count: $output" >&2
+  awk '{ print $2, $4, $6 }' <<<"$output" >>"build/run/rooms-$count.results"
 }
 
 run_quota_mode() {
@@ -113,24 +109,39 @@ quota_echo() {
   done
 }
 
-# Chat rooms over Redis, 1 process against N.
+# Chat rooms over Redis, 1 process against N: every configuration runs from the start
+# (idle while another is measured), and they take their runs in turn, so that a drift of
+# the machine falls on all of them alike.
 quota_rooms() {
   redis_port=$(free_port)
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >build/run/scale-redis.log 2>&1 &
   pids+=($!)
   wait_port "$redis_port"
-  echo
-  echo "| chat rooms of 10, $ROOMS_CONNECTIONS connections, $ROOMS_MESSAGES messages each, over Redis | deliveries/s (median) | spread | lost / duplicated (all runs) | ratio to one process | goal |"
-  echo "|---|---|---|---|---|---|"
-  local median low high lost dup
-  start_room_servers 1
-  read -r one low high lost dup <<<"$(rooms_rounds)"
-  stop_servers
-  echo "| 1 process | $(printf "%'.0f" "$one") | $(printf "%'.0f" "$low")–$(printf "%'.0f" "$high") | $lost / $dup | 1.00 | |"
-  for count in $N; do
+  local count counts="1 $N"
+  for count in $counts; do
     start_room_servers "$count"
-    read -r median low high lost dup <<<"$(rooms_rounds)"
-    stop_servers
-    echo "| $count processes | $(printf "%'.0f" "$median") | $(printf "%'.0f" "$low")–$(printf "%'.0f" "$high") | $lost / $dup | $(awk -v a="$median" -v b="$one" 'BEGIN { printf "%.2f", a / b }') | $(awk -v n="$count" 'BEGIN { printf "%.1f", 0.8 * n }') |"
+    rm -f "build/run/rooms-$count.results"
   done
+  sleep 0.5
+  for _ in $(seq "$ROUNDS"); do
+    for count in $counts; do rooms_once "$count"; done
+  done
+  echo
+  echo "| chat rooms of 10, $ROOMS_CONNECTIONS connections, $ROOMS_MESSAGES messages each, over Redis | deliveries/s (median) | spread | lost / duplicated (all runs) | ratio to one process (of the medians; of each round) | goal |"
+  echo "|---|---|---|---|---|---|"
+  python3 - $counts <<'PY'
+import statistics, sys
+counts = sys.argv[1:]
+runs = {c: [[float(v) for v in line.split()] for line in open(f"build/run/rooms-{c}.results")] for c in counts}
+one = [r[0] for r in runs["1"]]
+for c in counts:
+    rates = [r[0] for r in runs[c]]
+    lost, dup = sum(int(r[1]) for r in runs[c]), sum(int(r[2]) for r in runs[c])
+    ratio = statistics.median(rates) / statistics.median(one)
+    rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(rates, one))
+    goal = "" if c == "1" else f"{0.8 * int(c):.1f}"
+    label = "1 process" if c == "1" else f"{c} processes"
+    print(f"| {label} | {statistics.median(rates):,.0f} | {min(rates):,.0f}–{max(rates):,.0f} | {lost} / {dup} "
+          f"| {ratio:.2f} ({rounds}) | {goal} |")
+PY
 }

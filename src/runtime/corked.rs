@@ -13,7 +13,7 @@
 use std::cell::{Cell, RefCell};
 
 /// The most bytes held over all connections before they are all written.
-pub const MAX_HELD_IN_ALL: usize = 1024 * 1024;
+pub const MAX_HELD_IN_ALL: usize = 4 * 1024 * 1024;
 
 /// The connections that hold frames for the core's next step.
 #[derive(Default)]
