@@ -76,3 +76,24 @@ impl Member {
         }
     }
 }
+
+impl DrivenConnection {
+    /// Writes the broadcast frames held for this connection (runtime/corked.rs).
+    pub(super) fn write_held_frames(&mut self, core: &Core) {
+        if !std::mem::take(&mut self.holds_frames) || self.connection.state() != State::Open {
+            // A close writes what is held before its frame.
+            return;
+        }
+        let mut cx = self.readiness.waker_context();
+        match self.connection.poll_send(&mut cx, &mut None) {
+            Poll::Ready(Ok(())) => {}
+            // The core flushes the rest when the socket has room.
+            Poll::Pending => self.flush_waiting = true,
+            Poll::Ready(Err(ending)) => {
+                self.ended = Some(ending);
+                self.settle(core);
+                self.readiness.raise();
+            }
+        }
+    }
+}
