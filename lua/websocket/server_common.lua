@@ -74,14 +74,21 @@ function server_common.send_to_busy(server, busy, message, opcode)
 end
 local send_to_busy = server_common.send_to_busy
 
+-- What the listener made of a broadcast or publish: the busy members get the message
+-- from a send of their own; a bad argument (`false, problem`) raises at the line that
+-- called the method calling the function calling this.
+local function finish_delivery(server, busy, problem, message, opcode)
+  if busy == false then
+    error(problem, 4)
+  end
+  send_to_busy(server, busy, message, opcode)
+end
+
 --- A broadcast from this process: `group` is a protocol, DEFAULT_GROUP, or nil for all.
 -- A bad argument raises at the line that called the method calling this.
 function server_common.broadcast(server, message, opcode, group)
   local busy, problem = server.listener:broadcast(message, opcode, group)
-  if busy == false then
-    error(problem, 3)
-  end
-  send_to_busy(server, busy, message, opcode)
+  finish_delivery(server, busy, problem, message, opcode)
 end
 local broadcast = server_common.broadcast
 
@@ -90,10 +97,7 @@ local broadcast = server_common.broadcast
 -- calling this.
 function server_common.publish(server, topic, message, opcode, except)
   local busy, problem = server.listener:publish(topic, message, opcode, except)
-  if busy == false then
-    error(problem, 3)
-  end
-  send_to_busy(server, busy, message, opcode)
+  finish_delivery(server, busy, problem, message, opcode)
 end
 local publish = server_common.publish
 
